@@ -1,0 +1,3 @@
+from mdl.cli.app import app
+
+app(prog_name="mdl")

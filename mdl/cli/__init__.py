@@ -1,0 +1,1 @@
+"""The command-line edge: thin Typer commands over :mod:`mdl.client`."""

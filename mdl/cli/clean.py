@@ -1,0 +1,36 @@
+"""mdl clean: remove what pushes that died left in mdl's own staging paths."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, emit_lines, info, output_format, state
+
+
+@command
+def clean(
+    ctx: typer.Context,
+    name: Annotated[Optional[str], typer.Argument(metavar="NAME", help="Only this model.", show_default=False)] = None,
+    older_than: Annotated[float, typer.Option(
+        "--older-than", min=0, help="Only staging debris at least this many seconds old (a push may "
+        "still be running in younger ones).")] = 3600.0,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Remove staging debris of interrupted pushes. Never touches a published version."""
+    entries = state(ctx).client.clean(name, older_than=older_than, dry_run=dry_run)
+    if output_format(ctx, output, as_json) == "json":
+        emit_json({"dry_run": dry_run, "changed": bool(entries) and not dry_run,
+                   "removed": [{"name": e.name, "path": e.path, "age_seconds": round(e.age_seconds, 1)}
+                               for e in entries]})
+        return
+    emit_lines([e.path for e in entries])
+    verb = "would remove" if dry_run else "removed"
+    info(f"{verb} {len(entries)} staging path(s)")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("clean")(clean)

@@ -1,0 +1,24 @@
+"""mdl config: the effective configuration and where each value came from."""
+
+from __future__ import annotations
+
+import typer
+
+from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, info, output_format, print_table, state
+
+
+@command
+def config(ctx: typer.Context, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
+    """Show every setting's effective value and its origin (flag, env, file, default)."""
+    cfg = state(ctx).config
+    if output_format(ctx, output, as_json) == "json":
+        emit_json({"file": str(cfg.path) if cfg.path else None, "context": cfg.context,
+                   "settings": {k: {"value": v.value, "origin": v.origin} for k, v in cfg.items()}})
+        return
+    info(f"config file: {cfg.path or 'none'}" + (f", context: {cfg.context}" if cfg.context else ""))
+    print_table(["KEY", "VALUE", "ORIGIN"], [[k, "-" if v.value is None else str(v.value), v.origin]
+                                              for k, v in cfg.items()])
+
+
+def register(app: typer.Typer) -> None:
+    app.command("config")(config)

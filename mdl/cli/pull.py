@@ -1,0 +1,49 @@
+"""mdl pull: a verified local copy of a version."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from mdl.cli.common import (JobsOpt, JsonOpt, NoProgressOpt, OutputOpt, command, emit_json, human_bytes, info,
+                            output_format, progress_bar, state)
+
+
+@command
+def pull(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    version: Annotated[Optional[str], typer.Argument(metavar="VERSION", help="Version (default: the alias's).",
+                                                     show_default=False)] = None,
+    alias: Annotated[Optional[str], typer.Option("--alias", "-a", help="Pull the version this alias names "
+                                                 "[default: latest].", show_default=False)] = None,
+    dest: Annotated[Optional[str], typer.Option("-d", "--dir", help="Target directory [default: ./NAME].",
+                                                show_default=False)] = None,
+    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty directory that holds no "
+                                        "mdl version.")] = False,
+    jobs: JobsOpt = None,
+    no_progress: NoProgressOpt = False,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Download a version into a directory, verify every sha256, then move it into place.
+
+    Prints the directory. A copy already present and verified is left as it is.
+    """
+    fmt = output_format(ctx, output, as_json)
+    client = state(ctx).client
+    with progress_bar(ctx, f"pull {name}", no_progress) as bar:
+        result = client.pull(name, version, alias=alias, dest=dest, jobs=jobs, progress=bar, force=force)
+    if fmt == "json":
+        emit_json(result.to_dict())
+        return
+    typer.echo(result.path)
+    if result.changed:
+        info(f"pulled {name}/{result.version}: {result.files} file(s), {human_bytes(result.bytes)}, verified")
+    else:
+        info(f"unchanged: {result.path} already holds {name}/{result.version}, verified")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("pull")(pull)

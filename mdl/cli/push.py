@@ -1,0 +1,56 @@
+"""mdl push: upload a model file or directory as a new immutable version."""
+
+from __future__ import annotations
+
+from typing import Annotated, Optional
+
+import typer
+
+from mdl.cli.common import (AliasOpt, JobsOpt, JsonOpt, NoProgressOpt, OutputOpt, QuietOpt, command, emit_json,
+                            human_bytes, info, output_format, progress_bar, state)
+
+
+@command
+def push(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    source: Annotated[str, typer.Argument(metavar="SOURCE", help="A model file or a directory of files.")],
+    version: Annotated[Optional[str], typer.Option(
+        "--version", "-V", help="Version id (default: a UTC timestamp such as 20261127T171300Z).",
+        show_default=False)] = None,
+    fmt: Annotated[Optional[str], typer.Option(
+        "--format", help="Format hint recorded in the manifest (default: detected).", show_default=False)] = None,
+    promote: Annotated[bool, typer.Option("--promote", help="Also point the alias at the new version.")] = False,
+    alias: AliasOpt = "latest",
+    jobs: JobsOpt = None,
+    no_progress: NoProgressOpt = False,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
+) -> None:
+    """Upload a file or directory as a new version, atomically, with a sha256 manifest.
+
+    Prints the version id. Pushing content identical to the newest version (or to --version)
+    again changes nothing and says so.
+    """
+    fmt_out = output_format(ctx, output, as_json)
+    client = state(ctx).client
+    with progress_bar(ctx, f"push {name}", no_progress) as bar:
+        result = client.push(name, source, version=version, fmt=fmt, promote=promote, alias=alias, jobs=jobs,
+                             progress=bar)
+    if fmt_out == "json":
+        emit_json(result.to_dict())
+        return
+    typer.echo(result.version)
+    if quiet:
+        return
+    if result.uploaded:
+        info(f"pushed {name}/{result.version}: {result.files} file(s), {human_bytes(result.bytes)}, {result.digest}")
+    else:
+        info(f"unchanged: {name}/{result.version} already holds this content ({result.digest})")
+    if result.promoted:
+        info(f"{name}:{result.promoted} -> {result.version}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("push")(push)

@@ -1,0 +1,26 @@
+"""mdl rollback: return an alias to the version it had before its last promotion."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, state
+from mdl.cli.promote import report_move
+
+
+@command
+def rollback(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    alias: AliasOpt = "latest",
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Undo the alias's last promotion; repeat to go further back."""
+    report_move(ctx, state(ctx).client.rollback(name, alias=alias), output, as_json)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("rollback")(rollback)

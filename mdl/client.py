@@ -1,0 +1,375 @@
+"""The library's front door: push, list, promote, rollback, history, pull and clean.
+
+    from mdl.client import Client
+    with Client.from_config() as c:
+        result = c.push("lr", "out/model.pkl", promote=True)
+
+Backends open lazily, so a command that needs only the registry never touches storage.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mdl import __version__
+from mdl.config import Config, load
+from mdl.errors import CasConflict, Conflict, IntegrityError, InvalidInput, NotFound, VersionExists
+from mdl.manifest import Manifest, creator, detect_format, digest_of, now_iso, scan_source, FORMATS
+from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate_alias, validate_name, validate_version
+from mdl.registry import Registry, open_registry
+from mdl.registry.base import HistoryEntry, Pointer
+from mdl.storage import StagingEntry, Storage, open_storage
+from mdl.transfer import NoProgress, Progress, download_version, hash_files, upload_files, verify_local
+
+CAS_ATTEMPTS = 50
+
+
+@dataclass
+class PushResult:
+    name: str
+    version: str
+    digest: str
+    files: int
+    bytes: int
+    format: str
+    created: str
+    changed: bool
+    uploaded: bool
+    promoted: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class VersionInfo:
+    version: str
+    bytes: int
+    files: int
+    created: str
+    creator: str
+    format: str
+    digest: str
+    aliases: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class ModelSummary:
+    name: str
+    aliases: dict[str, str]
+    versions: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class MoveResult:
+    name: str
+    alias: str
+    previous: str | None
+    version: str
+    changed: bool
+    action: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class PullResult:
+    name: str
+    version: str
+    digest: str
+    path: str
+    files: int
+    bytes: int
+    changed: bool
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def rollback_target(history: list[HistoryEntry], alias: str) -> str | None:
+    """The value ``alias`` had before its last promotion not yet undone (an undo stack)."""
+    stack: list[str | None] = []
+    for h in history:
+        if h.alias != alias:
+            continue
+        if h.action == "rollback":
+            if stack:
+                stack.pop()
+        else:
+            stack.append(h.from_version)
+    return stack[-1] if stack else None
+
+
+class Client:
+    def __init__(self, config: Config | None = None, *, storage: Storage | None = None,
+                 registry: Registry | None = None) -> None:
+        self.config = config or load()
+        self._storage = storage
+        self._registry = registry
+
+    @classmethod
+    def from_config(cls, **kwargs: Any) -> "Client":
+        return cls(load(**kwargs))
+
+    @property
+    def storage(self) -> Storage:
+        if self._storage is None:
+            self._storage = open_storage(self.config)
+        return self._storage
+
+    @property
+    def registry(self) -> Registry:
+        if self._registry is None:
+            self._registry = open_registry(self.config)
+        return self._registry
+
+    def close(self) -> None:
+        for b in (self._storage, self._registry):
+            if b is not None:
+                b.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- versions -------------------------------------------------------------------------------
+
+    def manifest(self, name: str, version: str) -> Manifest:
+        """The manifest of a complete version; NotFound if there is no such version."""
+        validate_name(name)
+        validate_version(version)
+        try:
+            return self.storage.read_manifest(name, version)
+        except NotFound:
+            if version in self.storage.list_versions(name):
+                raise IntegrityError(f"version {name}/{version} has no manifest",
+                                     hint="it was not written by mdl push; push it again") from None
+            raise NotFound(f"version {name}/{version} does not exist",
+                           hint=f"see the versions with: mdl list {name}") from None
+
+    def push(self, name: str, source: str | Path, *, version: str | None = None, fmt: str | None = None,
+             promote: bool = False, alias: str = DEFAULT_ALIAS, jobs: int | None = None,
+             progress: Progress | None = None) -> PushResult:
+        """Upload a file or directory as a new immutable version."""
+        validate_name(name)
+        if version is not None:
+            validate_version(version)
+        validate_alias(alias)
+        if fmt is not None and fmt not in FORMATS:
+            raise InvalidInput(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+        jobs = jobs or self.config["transfer.jobs"]
+        progress = progress or NoProgress()
+        kind, files = scan_source(Path(source))
+        entries = hash_files(files, jobs, progress)
+        digest = digest_of(entries)
+        existing = self.storage.list_versions(name)
+
+        same = self._identical_version(name, version, existing, digest)
+        if same is not None:
+            result = PushResult(name, same.version, digest, len(same.files), same.bytes, same.format,
+                                same.created, changed=False, uploaded=False)
+        else:
+            target = version or unique_version(timestamp_version(), set(existing))
+            manifest = Manifest(name=name, version=target, files=entries, digest=digest, created=now_iso(),
+                                creator=creator(), mdl_version=__version__, format=fmt or detect_format(kind, files),
+                                kind=kind)
+            manifest = self._publish(manifest, files, jobs, progress, auto_version=version is None)
+            result = PushResult(name, manifest.version, digest, len(entries), manifest.bytes, manifest.format,
+                                manifest.created, changed=True, uploaded=True)
+        if promote:
+            move = self.promote(name, result.version, alias=alias)
+            result.promoted = alias
+            result.changed = result.changed or move.changed
+        return result
+
+    def _identical_version(self, name: str, version: str | None, existing: list[str],
+                           digest: str) -> Manifest | None:
+        """The existing version this push would duplicate; Conflict if ``version`` holds other bytes."""
+        if version is not None:
+            if version not in existing:
+                return None
+            m = self.manifest(name, version)
+            if m.digest != digest:
+                raise Conflict(f"version {name}/{version} already exists with different content",
+                               hint="versions are immutable: push under a new version")
+            return m
+        newest = self._newest(name, existing)
+        return newest if newest is not None and newest.digest == digest else None
+
+    def _newest(self, name: str, versions: list[str]) -> Manifest | None:
+        infos = self._manifests(name, versions)
+        return max(infos, key=lambda m: (m.created, m.version)) if infos else None
+
+    def _publish(self, manifest: Manifest, files: list, jobs: int, progress: Progress,
+                 auto_version: bool) -> Manifest:
+        stage = self.storage.stage(manifest.name, manifest.version)
+        published = False
+        try:
+            upload_files(stage, files, manifest.files, jobs, progress)
+            for _ in range(20):
+                stage.write_manifest(manifest)
+                try:
+                    stage.publish()
+                    published = True
+                    return manifest
+                except VersionExists:
+                    existing = self.storage.list_versions(manifest.name)
+                    other = self.manifest(manifest.name, manifest.version)
+                    if other.digest == manifest.digest:
+                        return other  # a concurrent push of the same bytes won
+                    if not auto_version:
+                        raise Conflict(f"version {manifest.name}/{manifest.version} already exists "
+                                       "with different content",
+                                       hint="versions are immutable: push under a new version") from None
+                    manifest.version = unique_version(manifest.version, set(existing))
+                    stage.retarget(manifest.version)
+            raise Conflict(f"could not find a free version id for {manifest.name}")
+        finally:
+            if not published:
+                stage.abort()
+
+    def _manifests(self, name: str, versions: list[str]) -> list[Manifest]:
+        def read(v: str) -> Manifest | None:
+            try:
+                return self.storage.read_manifest(name, v)
+            except (NotFound, IntegrityError):
+                return None  # not an mdl version: skip it in listings
+
+        if len(versions) <= 1:
+            found = [read(v) for v in versions]
+        else:
+            with ThreadPoolExecutor(max_workers=min(8, len(versions))) as pool:
+                found = list(pool.map(read, versions))
+        return [m for m in found if m is not None]
+
+    def list_models(self) -> list[ModelSummary]:
+        names = sorted(set(self.storage.list_models()) | set(self.registry.list_models()))
+        return [ModelSummary(n, self.registry.get(n).aliases, len(self.storage.list_versions(n))) for n in names]
+
+    def list_versions(self, name: str) -> list[VersionInfo]:
+        """Versions newest first, with the aliases that point at each."""
+        validate_name(name)
+        versions = self.storage.list_versions(name)
+        aliases = self.registry.get(name).aliases
+        if not versions and not aliases:
+            raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
+        by_version: dict[str, list[str]] = {}
+        for a, v in sorted(aliases.items()):
+            by_version.setdefault(v, []).append(a)
+        infos = [VersionInfo(m.version, m.bytes, len(m.files), m.created, m.creator, m.format, m.digest,
+                             by_version.get(m.version, [])) for m in self._manifests(name, versions)]
+        return sorted(infos, key=lambda i: (i.created, i.version), reverse=True)
+
+    # -- pointers -------------------------------------------------------------------------------
+
+    def pointer(self, name: str) -> Pointer:
+        return self.registry.get(validate_name(name))
+
+    def resolve(self, name: str, version: str | None = None, alias: str | None = None) -> str:
+        """An explicit version, or the version an alias (default ``latest``) points at."""
+        validate_name(name)
+        if version is not None:
+            if alias is not None:
+                raise InvalidInput("give a version or --alias, not both")
+            return validate_version(version)
+        alias = validate_alias(alias or DEFAULT_ALIAS)
+        target = self.registry.get(name).aliases.get(alias)
+        if target is None:
+            if not self.storage.list_versions(name) and not self.registry.get(name).aliases:
+                raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
+            raise NotFound(f"model {name!r} has no alias {alias!r}",
+                           hint=f"promote a version first: mdl promote {name} VERSION --alias {alias}")
+        return target
+
+    def promote(self, name: str, version: str, *, alias: str = DEFAULT_ALIAS,
+                expect: str | None = None) -> MoveResult:
+        """Point ``alias`` at a complete version (compare-and-set; retried on a lost race).
+
+        With ``expect``, move only if the alias currently points there (exit 4 otherwise).
+        """
+        validate_alias(alias)
+        self.manifest(name, version)  # a pointer may only name a complete, existing version
+        return self._move(name, alias, lambda p: version, "promote", expect)
+
+    def rollback(self, name: str, *, alias: str = DEFAULT_ALIAS) -> MoveResult:
+        """Return ``alias`` to the value it had before its last promotion."""
+        validate_name(name)
+        validate_alias(alias)
+
+        def target(p: Pointer) -> str:
+            to = rollback_target(self.registry.history(name), alias)
+            if to is None:
+                raise NotFound(f"{name}:{alias} has no earlier version to roll back to",
+                               hint=f"see the moves with: mdl history {name}")
+            self.manifest(name, to)
+            return to
+
+        return self._move(name, alias, target, "rollback", None)
+
+    def _move(self, name: str, alias: str, choose: Any, action: str, expect: str | None) -> MoveResult:
+        for attempt in range(CAS_ATTEMPTS):
+            p = self.registry.get(name)
+            current = p.aliases.get(alias)
+            if expect is not None and current != expect:
+                raise Conflict(f"{name}:{alias} points at {current or 'nothing'}, not {expect}",
+                               hint="re-read with: mdl list " + name)
+            to = choose(p)
+            if current == to and action == "promote":
+                return MoveResult(name, alias, current, to, changed=False, action=action)
+            try:
+                self.registry.cas(name, alias, to, p.revision, creator(), action)
+                return MoveResult(name, alias, current, to, changed=True, action=action)
+            except CasConflict:
+                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
+        raise Conflict(f"gave up moving {name}:{alias} after {CAS_ATTEMPTS} concurrent updates",
+                       hint="try again")
+
+    def history(self, name: str, alias: str | None = None) -> list[HistoryEntry]:
+        validate_name(name)
+        if alias is not None:
+            validate_alias(alias)
+        entries = self.registry.history(name)
+        if not entries and not self.storage.list_versions(name):
+            raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
+        return [h for h in entries if alias is None or h.alias == alias]
+
+    # -- local copies ---------------------------------------------------------------------------
+
+    def pull(self, name: str, version: str | None = None, *, alias: str | None = None,
+             dest: str | Path | None = None, jobs: int | None = None, progress: Progress | None = None,
+             force: bool = False) -> PullResult:
+        """A verified copy of a version in ``dest`` (default ``./<name>``); a no-op if already there."""
+        version = self.resolve(name, version, alias)
+        manifest = self.manifest(name, version)
+        target = Path(dest) if dest is not None else Path.cwd() / name
+        changed = not verify_local(target, manifest)
+        if changed:
+            download_version(self.storage, manifest, target, jobs or self.config["transfer.jobs"],
+                             progress or NoProgress(), force=force)
+        return PullResult(name, version, manifest.digest, str(target.absolute()), len(manifest.files),
+                          manifest.bytes, changed)
+
+    def clean(self, name: str | None = None, *, older_than: float = 3600.0,
+              dry_run: bool = False) -> list[StagingEntry]:
+        """Remove staging debris of pushes that died, older than ``older_than`` seconds."""
+        if name is not None:
+            validate_name(name)
+        stale = [e for e in self.storage.list_staging(name) if e.age_seconds >= older_than]
+        if not dry_run:
+            for e in stale:
+                self.storage.remove_staging(e)
+        return stale

@@ -1,0 +1,206 @@
+"""Configuration: flag > ``MDL_*`` environment variable > config file (context) > default.
+
+Every key is declared once in ``SETTINGS``; ``config.example.yaml`` documents the same keys and a
+unit test keeps the two in step. Each resolved value remembers where it came from.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from mdl.errors import ConfigError
+
+
+def data_home() -> Path:
+    return Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share") / "mdl"
+
+
+def config_home() -> Path:
+    return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "mdl"
+
+
+@dataclass(frozen=True)
+class Setting:
+    key: str
+    type: type
+    default: Any | Callable[[], Any]
+    help: str
+    choices: tuple[str, ...] = ()
+
+    @property
+    def env(self) -> str:
+        return "MDL_" + self.key.replace(".", "_").upper()
+
+    def default_value(self) -> Any:
+        return self.default() if callable(self.default) else self.default
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("storage.url", str, lambda: "file://" + str(data_home() / "models"),
+            "where versions live: file:///path (embedded) or webhdfs://nn1:9870[,nn2:9870] (swebhdfs:// for https)"),
+    Setting("storage.root", str, "/models", "root of the model tree on HDFS (file:// uses the URL's path)"),
+    Setting("storage.user", str, None, "HDFS user for simple auth (default: the OS user)"),
+    Setting("storage.auth", str, "simple", "HDFS authentication", ("simple", "kerberos")),
+    Setting("storage.ca_bundle", str, None, "CA bundle for swebhdfs:// (default: the system's)"),
+    Setting("storage.timeout", float, 30.0, "seconds for connecting to and reading from storage"),
+    Setting("storage.retries", int, 3, "retries with backoff for idempotent storage steps"),
+    Setting("registry.url", str, lambda: "sqlite://" + str(data_home() / "registry.db"),
+            "where pointers live: sqlite:///path.db (embedded) or zk://h1:2181,h2:2181/chroot"),
+    Setting("registry.timeout", float, 10.0, "seconds to reach the registry (ZooKeeper session timeout)"),
+    Setting("registry.digest_file", str, None,
+            "file holding 'user:password' for ZooKeeper digest auth (or env MDL_REGISTRY_DIGEST)"),
+    Setting("registry.read_acl", str, "world", "who may read nodes mdl creates with auth on",
+            ("world", "creator")),
+    Setting("transfer.jobs", int, 4, "files transferred in parallel"),
+    Setting("output", str, "table", "default output format", ("table", "json")),
+    Setting("progress", str, "auto", "progress bars on stderr", ("auto", "always", "never")),
+)
+BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+FILE_ONLY_KEYS = ("contexts", "current-context")
+
+
+@dataclass(frozen=True)
+class Value:
+    value: Any
+    origin: str
+
+
+class Config:
+    """Resolved settings with their origins."""
+
+    def __init__(self, values: dict[str, Value], path: Path | None, context: str | None) -> None:
+        self._values = values
+        self.path = path
+        self.context = context
+
+    def __getitem__(self, key: str) -> Any:
+        return self._values[key].value
+
+    def origin(self, key: str) -> str:
+        return self._values[key].origin
+
+    def items(self) -> list[tuple[str, Value]]:
+        return [(s.key, self._values[s.key]) for s in SETTINGS]
+
+    def replace(self, **overrides: Any) -> "Config":
+        """A copy with some keys set (underscores for dots), marked as set by code."""
+        values = dict(self._values)
+        for k, v in overrides.items():
+            key = k.replace("__", ".")
+            values[key] = Value(_coerce(BY_KEY[key], v, "argument"), "argument")
+        return Config(values, self.path, self.context)
+
+
+def _coerce(setting: Setting, raw: Any, where: str) -> Any:
+    if raw is None:
+        return None
+    try:
+        if setting.type is str:
+            if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
+                raise TypeError
+            value: Any = str(raw)
+        elif setting.type is int:
+            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+                raise TypeError
+            value = int(raw)
+        elif setting.type is float:
+            if isinstance(raw, bool):
+                raise TypeError
+            value = float(raw)
+        else:  # pragma: no cover - no other types declared
+            value = raw
+    except (TypeError, ValueError):
+        raise ConfigError(
+            f"{setting.key} in {where} must be a {setting.type.__name__}, got {raw!r}"
+        ) from None
+    if setting.type in (int, float) and value <= 0:
+        raise ConfigError(f"{setting.key} in {where} must be positive, got {raw!r}")
+    if setting.choices and value not in setting.choices:
+        raise ConfigError(f"{setting.key} in {where} must be one of {', '.join(setting.choices)}, got {raw!r}")
+    return value
+
+
+def _flatten(doc: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for k, v in doc.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping):
+            if key in BY_KEY:
+                raise ConfigError(f"{key} in {where} must be a {BY_KEY[key].type.__name__}, got a mapping")
+            flat.update(_flatten(v, where, key + "."))
+        elif key in BY_KEY:
+            flat[key] = v
+        else:
+            raise ConfigError(f"unknown configuration key {key!r} in {where}",
+                              hint="see config.example.yaml for every key")
+    return flat
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    import yaml  # only commands that read a config file pay for it
+
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{at}") from None
+    if doc is None:
+        return {}
+    if not isinstance(doc, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of keys")
+    return doc
+
+
+def load(
+    flags: Mapping[str, Any] | None = None,
+    env: Mapping[str, str] | None = None,
+    config_path: str | Path | None = None,
+    context: str | None = None,
+) -> Config:
+    """Resolve every setting. ``flags`` maps keys to values given on the command line."""
+    env = os.environ if env is None else env
+    flags = {k: v for k, v in (flags or {}).items() if v is not None}
+    explicit = config_path or env.get("MDL_CONFIG")
+    path = Path(explicit) if explicit else config_home() / "config.yaml"
+    if explicit and not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    doc = _read_file(path) if path.exists() else {}
+    where = str(path)
+    contexts = doc.pop("contexts", None) or {}
+    current = doc.pop("current-context", None)
+    if not isinstance(contexts, dict):
+        raise ConfigError(f"contexts in {where} must be a mapping of context names")
+    top = _flatten(doc, where)
+    chosen = context or env.get("MDL_CONTEXT") or current
+    ctx_values: dict[str, Any] = {}
+    if chosen:
+        if chosen not in contexts:
+            known = ", ".join(sorted(contexts)) or "none"
+            raise ConfigError(f"context {chosen!r} is not defined in {where} (defined: {known})")
+        ctx = contexts[chosen] or {}
+        if not isinstance(ctx, dict):
+            raise ConfigError(f"context {chosen!r} in {where} must be a mapping")
+        ctx_values = _flatten(ctx, f"{where} (context {chosen})")
+
+    values: dict[str, Value] = {}
+    for s in SETTINGS:
+        if s.key in flags:
+            values[s.key] = Value(_coerce(s, flags[s.key], "a flag"), "flag")
+        elif env.get(s.env) not in (None, ""):
+            values[s.key] = Value(_coerce(s, env[s.env], f"env {s.env}"), f"env {s.env}")
+        elif s.key in ctx_values:
+            origin = f"file {where} (context {chosen})"
+            values[s.key] = Value(_coerce(s, ctx_values[s.key], origin[5:]), origin)
+        elif s.key in top:
+            values[s.key] = Value(_coerce(s, top[s.key], where), f"file {where}")
+        else:
+            values[s.key] = Value(s.default_value(), "default")
+    return Config(values, path if path.exists() else None, chosen)

@@ -1,0 +1,306 @@
+// Launcher for a local HDFS (Hadoop MiniDFSCluster) used by `python -m mdl.devcluster`.
+//
+// Runs without a compile step (Java 11+ single-file source launcher):
+//   java -cp "$CP" MiniHdfs.java --base-dir DIR --nn-port 19820 --http-port 19870 \
+//        --datanodes 3 --dn-http-ports 19864,19865,19866 --dn-ipc-ports 19867,19868,19869 \
+//        --ready-file DIR/ready.json [--conf key=value ...]
+//
+// Once the cluster is active it writes one JSON document to --ready-file (atomically) and
+// prints the same JSON on stdout after the prefix "MDL_DEVCLUSTER_READY ".
+//
+// Control: a line-based TCP server on 127.0.0.1 (port in the ready JSON, or --control-port).
+// One request per connection: "<token> <command> [arg]\n" -> one JSON line back.
+// The token is read from the environment variable MDL_DEVCLUSTER_TOKEN (empty = none).
+// Commands: status | stop I | start I (restart, same ports) | dead I (NameNode marks DataNode
+// slot I dead at once) | shutdown.  DataNode slots are stable indices 0..N-1 even though
+// MiniDFSCluster reorders its own list when DataNodes are stopped and restarted.
+
+import java.io.BufferedReader;
+import java.io.File;
+import java.io.InputStreamReader;
+import java.io.OutputStream;
+import java.io.PrintWriter;
+import java.io.StringWriter;
+import java.net.InetAddress;
+import java.net.InetSocketAddress;
+import java.net.ServerSocket;
+import java.net.Socket;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.nio.file.Paths;
+import java.nio.file.StandardCopyOption;
+import java.util.ArrayList;
+import java.util.List;
+
+import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.hdfs.HdfsConfiguration;
+import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.apache.hadoop.hdfs.protocol.DatanodeID;
+import org.apache.hadoop.hdfs.server.datanode.DataNode;
+import org.apache.hadoop.security.UserGroupInformation;
+
+public class MiniHdfs {
+    private static MiniDFSCluster cluster;
+    private static DataNode[] current;                       // running DataNode per slot, or null
+    private static MiniDFSCluster.DataNodeProperties[] stopped; // props of a stopped slot
+    private static DatanodeID[] ids;                         // last known DatanodeID per slot
+    private static int[] xferPorts, httpPorts, ipcPorts;
+    private static String token = "";
+    private static volatile boolean shuttingDown = false;
+
+    public static void main(String[] argv) throws Exception {
+        String baseDir = null, readyFile = null;
+        int nnPort = 19820, httpPort = 19870, numDn = 3, controlPort = 0;
+        int[] dnHttp = null, dnIpc = null;
+        List<String[]> confs = new ArrayList<>();
+        for (int i = 0; i < argv.length; i++) {
+            String a = argv[i];
+            String v = (i + 1 < argv.length) ? argv[i + 1] : null;
+            switch (a) {
+                case "--base-dir": baseDir = v; i++; break;
+                case "--ready-file": readyFile = v; i++; break;
+                case "--nn-port": nnPort = Integer.parseInt(v); i++; break;
+                case "--http-port": httpPort = Integer.parseInt(v); i++; break;
+                case "--datanodes": numDn = Integer.parseInt(v); i++; break;
+                case "--control-port": controlPort = Integer.parseInt(v); i++; break;
+                case "--dn-http-ports": dnHttp = parsePorts(v); i++; break;
+                case "--dn-ipc-ports": dnIpc = parsePorts(v); i++; break;
+                case "--conf": {
+                    int eq = v.indexOf('=');
+                    if (eq <= 0) throw new IllegalArgumentException("--conf wants key=value: " + v);
+                    confs.add(new String[] {v.substring(0, eq), v.substring(eq + 1)});
+                    i++;
+                    break;
+                }
+                default: throw new IllegalArgumentException("unknown argument: " + a);
+            }
+        }
+        if (baseDir == null) throw new IllegalArgumentException("--base-dir is required");
+        String t = System.getenv("MDL_DEVCLUSTER_TOKEN");
+        token = t == null ? "" : t;
+
+        Configuration conf = new HdfsConfiguration();
+        conf.set("hdfs.minidfs.basedir", baseDir);
+        conf.setInt("dfs.replication", Math.min(3, numDn));
+        conf.setBoolean("dfs.webhdfs.enabled", true);
+        conf.setBoolean("dfs.permissions.enabled", true);
+        conf.setLong("dfs.heartbeat.interval", 1);
+        conf.setInt("dfs.namenode.heartbeat.recheck-interval", 1000);
+        conf.setInt("dfs.namenode.redundancy.interval.seconds", 1);
+        conf.set("dfs.client.block.write.replace-datanode-on-failure.policy", "NEVER");
+        conf.set("dfs.namenode.rpc-bind-host", "127.0.0.1");
+        conf.set("dfs.namenode.http-bind-host", "127.0.0.1");
+        for (String[] kv : confs) conf.set(kv[0], kv[1]);
+
+        MiniDFSCluster.Builder b = new MiniDFSCluster.Builder(conf, new File(baseDir))
+            .nameNodePort(nnPort)
+            .nameNodeHttpPort(httpPort)
+            .numDataNodes(numDn)
+            .format(true);
+        if (dnHttp != null) b.setDnHttpPorts(dnHttp);
+        if (dnIpc != null) b.setDnIpcPorts(dnIpc);
+        cluster = b.build();
+        cluster.waitActive();
+        cluster.waitClusterUp();
+
+        current = new DataNode[numDn];
+        stopped = new MiniDFSCluster.DataNodeProperties[numDn];
+        ids = new DatanodeID[numDn];
+        xferPorts = new int[numDn];
+        httpPorts = new int[numDn];
+        ipcPorts = new int[numDn];
+        List<DataNode> dns = cluster.getDataNodes();
+        for (int i = 0; i < numDn; i++) remember(i, dns.get(i));
+
+        Runtime.getRuntime().addShutdownHook(new Thread(MiniHdfs::shutdownCluster, "mdl-shutdown"));
+
+        ServerSocket server = new ServerSocket();
+        server.setReuseAddress(true);
+        server.bind(new InetSocketAddress(InetAddress.getLoopbackAddress(), controlPort), 16);
+
+        StringBuilder ready = new StringBuilder();
+        ready.append("{\"pid\":").append(ProcessHandle.current().pid())
+            .append(",\"nn_rpc_port\":").append(cluster.getNameNodePort())
+            .append(",\"nn_http_port\":").append(cluster.getNameNode().getHttpAddress().getPort())
+            .append(",\"control_port\":").append(server.getLocalPort())
+            .append(",\"superuser\":").append(q(UserGroupInformation.getCurrentUser().getShortUserName()))
+            .append(",\"base_dir\":").append(q(baseDir))
+            .append(",\"datanodes\":").append(datanodesJson())
+            .append("}");
+        String json = ready.toString();
+        if (readyFile != null) {
+            Path target = Paths.get(readyFile);
+            Path tmp = Paths.get(readyFile + ".tmp");
+            Files.write(tmp, (json + "\n").getBytes(StandardCharsets.UTF_8));
+            Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
+        }
+        System.out.println("MDL_DEVCLUSTER_READY " + json);
+        System.out.flush();
+
+        while (!shuttingDown) {
+            try (Socket s = server.accept()) {
+                s.setSoTimeout(10000);
+                handle(s);
+            } catch (Exception e) {
+                System.err.println("control connection failed: " + e);
+            }
+        }
+    }
+
+    private static int[] parsePorts(String v) {
+        String[] parts = v.split(",");
+        int[] out = new int[parts.length];
+        for (int i = 0; i < parts.length; i++) out[i] = Integer.parseInt(parts[i].trim());
+        return out;
+    }
+
+    private static void remember(int slot, DataNode dn) {
+        current[slot] = dn;
+        ids[slot] = dn.getDatanodeId();
+        xferPorts[slot] = dn.getXferPort();
+        httpPorts[slot] = dn.getInfoPort();
+        ipcPorts[slot] = dn.getIpcPort();
+    }
+
+    private static void handle(Socket s) throws Exception {
+        BufferedReader in = new BufferedReader(new InputStreamReader(s.getInputStream(), StandardCharsets.UTF_8));
+        String line = in.readLine();
+        String reply;
+        boolean exitAfter = false;
+        if (line == null) return;
+        String[] parts = line.trim().split("\\s+");
+        int off = 0;
+        if (!token.isEmpty()) {
+            if (parts.length == 0 || !token.equals(parts[0])) {
+                write(s, "{\"ok\":false,\"error\":\"bad token\"}");
+                return;
+            }
+            off = 1;
+        }
+        String cmd = parts.length > off ? parts[off] : "";
+        try {
+            switch (cmd) {
+                case "status": reply = ok(status()); break;
+                case "stop": reply = ok(stop(slot(parts, off))); break;
+                case "start": reply = ok(start(slot(parts, off))); break;
+                case "dead": reply = ok(dead(slot(parts, off))); break;
+                case "shutdown": reply = "{\"ok\":true}"; exitAfter = true; break;
+                default: reply = "{\"ok\":false,\"error\":" + q("unknown command: " + cmd) + "}";
+            }
+        } catch (Throwable e) {
+            StringWriter sw = new StringWriter();
+            e.printStackTrace(new PrintWriter(sw));
+            System.err.println("command '" + line.substring(off == 1 ? token.length() : 0).trim() + "' failed: " + sw);
+            reply = "{\"ok\":false,\"error\":" + q(e.toString()) + "}";
+        }
+        write(s, reply);
+        if (exitAfter) {
+            shuttingDown = true;
+            s.close();
+            System.exit(0); // the shutdown hook stops the cluster
+        }
+    }
+
+    private static void write(Socket s, String reply) throws Exception {
+        OutputStream out = s.getOutputStream();
+        out.write((reply + "\n").getBytes(StandardCharsets.UTF_8));
+        out.flush();
+    }
+
+    private static int slot(String[] parts, int off) {
+        if (parts.length <= off + 1) throw new IllegalArgumentException("missing DataNode index");
+        int i = Integer.parseInt(parts[off + 1]);
+        if (i < 0 || i >= current.length)
+            throw new IllegalArgumentException("DataNode index out of range 0.." + (current.length - 1) + ": " + i);
+        return i;
+    }
+
+    private static String ok(String body) {
+        return "{\"ok\":true,\"result\":" + body + "}";
+    }
+
+    private static synchronized String stop(int i) throws Exception {
+        if (current[i] == null) return dnJson(i);
+        int idx = cluster.getDataNodes().indexOf(current[i]);
+        if (idx < 0) throw new IllegalStateException("DataNode slot " + i + " not found in cluster");
+        stopped[i] = cluster.stopDataNode(idx);
+        current[i] = null;
+        return dnJson(i);
+    }
+
+    private static synchronized String start(int i) throws Exception {
+        if (current[i] != null) stop(i);
+        MiniDFSCluster.DataNodeProperties props = stopped[i];
+        if (!cluster.restartDataNode(props, true)) throw new IllegalStateException("restartDataNode returned false");
+        List<DataNode> dns = cluster.getDataNodes();
+        DataNode dn = dns.get(dns.size() - 1);
+        stopped[i] = null;
+        remember(i, dn);
+        // Wait until the DataNode is registered with the NameNode and has sent a heartbeat.
+        long deadline = System.currentTimeMillis() + 60000;
+        while (!dn.isDatanodeFullyStarted() && System.currentTimeMillis() < deadline) Thread.sleep(100);
+        cluster.triggerHeartbeats();
+        return dnJson(i);
+    }
+
+    private static synchronized String dead(int i) throws Exception {
+        cluster.setDataNodeDead(ids[i]);
+        return dnJson(i);
+    }
+
+    private static synchronized String status() {
+        int live = cluster.getNamesystem().getNumLiveDataNodes();
+        int deadCount = cluster.getNamesystem().getNumDeadDataNodes();
+        return "{\"live_datanodes\":" + live + ",\"dead_datanodes\":" + deadCount
+            + ",\"safemode\":" + cluster.getNamesystem().isInSafeMode()
+            + ",\"datanodes\":" + datanodesJson() + "}";
+    }
+
+    private static String datanodesJson() {
+        StringBuilder sb = new StringBuilder("[");
+        for (int i = 0; i < current.length; i++) {
+            if (i > 0) sb.append(',');
+            sb.append(dnJson(i));
+        }
+        return sb.append(']').toString();
+    }
+
+    private static String dnJson(int i) {
+        DataNode dn = current[i];
+        boolean up = dn != null && dn.isDatanodeUp();
+        return "{\"index\":" + i + ",\"running\":" + (dn != null) + ",\"up\":" + up
+            + ",\"uuid\":" + q(ids[i] == null ? null : ids[i].getDatanodeUuid())
+            + ",\"xfer_port\":" + xferPorts[i] + ",\"http_port\":" + httpPorts[i]
+            + ",\"ipc_port\":" + ipcPorts[i] + "}";
+    }
+
+    private static void shutdownCluster() {
+        shuttingDown = true;
+        MiniDFSCluster c = cluster;
+        if (c == null) return;
+        try {
+            c.shutdown();
+        } catch (Throwable e) {
+            System.err.println("shutdown failed: " + e);
+        }
+    }
+
+    private static String q(String s) {
+        if (s == null) return "null";
+        StringBuilder sb = new StringBuilder("\"");
+        for (char c : s.toCharArray()) {
+            switch (c) {
+                case '"': sb.append("\\\""); break;
+                case '\\': sb.append("\\\\"); break;
+                case '\n': sb.append("\\n"); break;
+                case '\r': sb.append("\\r"); break;
+                case '\t': sb.append("\\t"); break;
+                default:
+                    if (c < 0x20) sb.append(String.format("\\u%04x", (int) c));
+                    else sb.append(c);
+            }
+        }
+        return sb.append('"').toString();
+    }
+}

@@ -1,0 +1,62 @@
+"""Model names, versions and aliases: the rules they follow and how new versions are named."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime, timezone
+
+from mdl.errors import InvalidInput
+
+NAME_PATTERN = r"[A-Za-z0-9][A-Za-z0-9._-]*"
+MAX_LENGTH = 128
+_NAME_RE = re.compile(NAME_PATTERN)
+RULE = f"must match {NAME_PATTERN}, be at most {MAX_LENGTH} characters and not contain '..'"
+
+DEFAULT_ALIAS = "latest"
+VERSION_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
+
+
+def _validate(kind: str, value: str) -> str:
+    if not isinstance(value, str) or not value:
+        raise InvalidInput(f"{kind} is empty", hint=f"a {kind} {RULE}")
+    if len(value) > MAX_LENGTH or ".." in value or not _NAME_RE.fullmatch(value):
+        raise InvalidInput(f"invalid {kind} {value!r}: a {kind} {RULE}")
+    return value
+
+
+def validate_name(value: str) -> str:
+    """Return a model name unchanged, or raise InvalidInput naming the rule."""
+    return _validate("model name", value)
+
+
+def validate_version(value: str) -> str:
+    """Return a version id unchanged, or raise InvalidInput naming the rule."""
+    return _validate("version", value)
+
+
+def validate_alias(value: str) -> str:
+    """Return an alias unchanged, or raise InvalidInput naming the rule."""
+    return _validate("alias", value)
+
+
+def timestamp_version(now: datetime | None = None) -> str:
+    """A UTC timestamp id that sorts lexically and is a legal HDFS path component."""
+    now = now or datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).strftime(VERSION_TIME_FORMAT)
+
+
+def unique_version(base: str, taken: set[str]) -> str:
+    """``base`` or, if taken, ``base-01``, ``base-02``... (still lexically after ``base``)."""
+    if base not in taken:
+        return base
+    n = 1
+    while True:
+        candidate = f"{base}-{n:02d}"
+        if candidate not in taken:
+            return candidate
+        n += 1
+
+
+def sort_versions(versions: list[str]) -> list[str]:
+    """Newest first: timestamp ids sort lexically, so reverse lexical order is newest first."""
+    return sorted(versions, reverse=True)

@@ -1,0 +1,108 @@
+"""The registry contract: per model a pointer document of aliases, moved by compare-and-set, with
+an append-only history, a level-triggered watch, and live replica records.
+"""
+
+from __future__ import annotations
+
+import threading
+from abc import ABC, abstractmethod
+from dataclasses import asdict, dataclass, field
+from typing import Any, Callable
+
+NO_REVISION = -1  # the revision of a model that has no pointer yet
+
+
+@dataclass(frozen=True)
+class Pointer:
+    """``aliases`` is the document any reader sees, e.g. ``{"latest": "20261127T171300Z"}``."""
+
+    name: str
+    aliases: dict[str, str]
+    revision: int = NO_REVISION
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    seq: int
+    alias: str
+    from_version: str | None
+    to_version: str | None
+    who: str
+    at: str
+    action: str  # promote | rollback
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["from"] = d.pop("from_version")
+        d["to"] = d.pop("to_version")
+        return d
+
+
+@dataclass(frozen=True)
+class Replica:
+    id: str
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+class Watch:
+    """A running watch; ``stop`` ends it. Callbacks run on the watch's own thread."""
+
+    def __init__(self) -> None:
+        self._stopped = threading.Event()
+
+    def stop(self) -> None:
+        self._stopped.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped.is_set()
+
+
+class ReplicaHandle(ABC):
+    """A registered replica; it disappears when ``close`` is called or its process dies."""
+
+    id: str
+
+    @abstractmethod
+    def update(self, **data: Any) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+PointerCallback = Callable[[Pointer], None]
+
+
+class Registry(ABC):
+    url: str
+
+    @abstractmethod
+    def get(self, name: str) -> Pointer:
+        """The current pointer (empty aliases and NO_REVISION if the model has none)."""
+
+    @abstractmethod
+    def cas(self, name: str, alias: str, version: str | None, expected_revision: int,
+            who: str, action: str) -> Pointer:
+        """Set (or with ``None`` remove) one alias if the pointer is still at ``expected_revision``;
+        append the move to the history in the same atomic step. Raise CasConflict otherwise."""
+
+    @abstractmethod
+    def history(self, name: str) -> list[HistoryEntry]:
+        """Every move of the model's aliases, oldest first."""
+
+    @abstractmethod
+    def list_models(self) -> list[str]: ...
+
+    @abstractmethod
+    def watch(self, name: str, callback: PointerCallback) -> Watch:
+        """Call ``callback`` with the current pointer at once and again after every change.
+        Quick successive changes may be coalesced: callers reconcile with the latest value."""
+
+    @abstractmethod
+    def register_replica(self, name: str, replica_id: str, data: dict[str, Any]) -> ReplicaHandle: ...
+
+    @abstractmethod
+    def list_replicas(self, name: str) -> list[Replica]: ...
+
+    def close(self) -> None:
+        """Release connections."""

@@ -1,0 +1,157 @@
+"""Moving files: parallel uploads into a stage and verified downloads into a local directory.
+
+Memory stays bounded: every file is streamed in 1 MiB chunks, at most ``jobs`` at a time.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Callable, Iterable, Protocol, TypeVar
+
+from mdl.errors import Conflict, IntegrityError, InvalidInput
+from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, hash_file
+from mdl.storage.base import Stage, Storage
+
+T = TypeVar("T")
+
+
+class Progress(Protocol):
+    def add_total(self, n: int) -> None: ...
+    def advance(self, n: int) -> None: ...
+
+
+class NoProgress:
+    def add_total(self, n: int) -> None:
+        pass
+
+    def advance(self, n: int) -> None:
+        pass
+
+
+class _Counter:
+    """Thread-safe adapter so worker threads can report bytes."""
+
+    def __init__(self, progress: Progress) -> None:
+        self._p = progress
+        self._lock = threading.Lock()
+
+    def __call__(self, n: int) -> None:
+        with self._lock:
+            self._p.advance(n)
+
+
+def run_parallel(fn: Callable[[T], None], items: Iterable[T], jobs: int) -> None:
+    """Run ``fn`` over ``items`` on up to ``jobs`` threads; the first error wins and is raised."""
+    items = list(items)
+    if jobs <= 1 or len(items) <= 1:
+        for it in items:
+            fn(it)
+        return
+    with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+        futures = [pool.submit(fn, it) for it in items]
+        for f in futures:
+            f.result()
+
+
+def hash_files(files: list[tuple[str, Path]], jobs: int, progress: Progress) -> list[FileEntry]:
+    """FileEntry for each local file, hashed in parallel."""
+    progress.add_total(sum(p.stat().st_size for _, p in files))
+    counter = _Counter(progress)
+    entries: dict[str, FileEntry] = {}
+
+    def one(item: tuple[str, Path]) -> None:
+        rel, local = item
+        size, sha = hash_file(local, counter)
+        entries[rel] = FileEntry(rel, size, sha)
+
+    run_parallel(one, files, jobs)
+    return [entries[rel] for rel, _ in files]
+
+
+def upload_files(stage: Stage, files: list[tuple[str, Path]], entries: list[FileEntry], jobs: int,
+                 progress: Progress) -> None:
+    """Upload into the stage; a file whose bytes changed since hashing fails the push."""
+    progress.add_total(sum(e.size for e in entries))
+    counter = _Counter(progress)
+    expected = {e.path: e.sha256 for e in entries}
+
+    def one(item: tuple[str, Path]) -> None:
+        rel, local = item
+        if stage.upload(rel, local, counter) != expected[rel]:
+            raise IntegrityError(f"{str(local)!r} changed while it was being pushed",
+                                 hint="push again once the file is complete")
+
+    run_parallel(one, files, jobs)
+
+
+def verify_local(dest: Path, manifest: Manifest) -> bool:
+    """True if ``dest`` holds this version's manifest and every file with its size and sha256."""
+    try:
+        local = Manifest.from_json((dest / MANIFEST_NAME).read_bytes())
+    except (OSError, IntegrityError):
+        return False
+    if local.digest != manifest.digest:
+        return False
+    for e in manifest.files:
+        p = dest / e.path
+        try:
+            if p.stat().st_size != e.size or hash_file(p)[1] != e.sha256:
+                return False
+        except OSError:
+            return False
+    return True
+
+
+def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int, progress: Progress,
+                     force: bool = False) -> None:
+    """Download every file to a temporary sibling of ``dest``, verify, then rename into place.
+
+    On any failure nothing is left behind and ``dest`` is as it was.
+    """
+    dest = dest.absolute()
+    if dest.exists() and not dest.is_dir():
+        raise InvalidInput(f"{str(dest)!r} exists and is not a directory")
+    if dest.is_dir() and any(dest.iterdir()) and not (dest / MANIFEST_NAME).exists() and not force:
+        raise Conflict(f"{str(dest)!r} is not empty and holds no mdl version",
+                       hint="choose another directory with -d, or pass --force to replace it")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.parent / f".{dest.name}.mdl-tmp-{secrets.token_hex(4)}"
+    tmp.mkdir()
+    try:
+        progress.add_total(manifest.bytes)
+        counter = _Counter(progress)
+
+        def one(entry: FileEntry) -> None:
+            target = tmp / entry.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            sha = storage.download(manifest.name, manifest.version, entry, target, counter)
+            if sha != entry.sha256 or target.stat().st_size != entry.size:
+                raise IntegrityError(
+                    f"{manifest.name}/{manifest.version}/{entry.path} does not match its manifest "
+                    f"(sha256 {sha[:12]}…, expected {entry.sha256[:12]}…)",
+                    hint="the stored copy is corrupt: push the version again or pull another one")
+
+        run_parallel(one, manifest.files, jobs)
+        (tmp / MANIFEST_NAME).write_bytes(manifest.to_json())
+        _swap_into_place(tmp, dest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_into_place(tmp: Path, dest: Path) -> None:
+    if not dest.exists():
+        os.rename(tmp, dest)
+        return
+    old = dest.parent / f".{dest.name}.mdl-old-{secrets.token_hex(4)}"
+    os.rename(dest, old)
+    try:
+        os.rename(tmp, dest)
+    except OSError:
+        os.rename(old, dest)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
