@@ -4,6 +4,7 @@ an append-only history, a level-triggered watch, and live replica records.
 
 from __future__ import annotations
 
+import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -71,6 +72,15 @@ class ReplicaHandle(ABC):
 
 
 PointerCallback = Callable[[Pointer], None]
+log = logging.getLogger("mdl.registry")
+
+
+def deliver(callback: PointerCallback, pointer: Pointer) -> None:
+    """Call a watch callback; its failure is logged and never stops the watch."""
+    try:
+        callback(pointer)
+    except Exception:
+        log.exception("watch callback for %s failed", pointer.name)
 
 
 class Registry(ABC):

@@ -20,7 +20,7 @@ from mdl.errors import CasConflict, ConfigError, Unavailable
 from mdl.manifest import now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
-    NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,
+    NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch, deliver,
 )
 
 POLL_SECONDS = 0.05
@@ -154,7 +154,7 @@ class SqliteRegistry(Registry):
                         revision = row[0] if row else NO_REVISION
                         if revision != seen:
                             seen = revision
-                            callback(self.get(name))
+                            deliver(callback, self.get(name))
                     w._stopped.wait(POLL_SECONDS)
             finally:
                 conn.close()

@@ -1,0 +1,57 @@
+"""A real local HDFS (MiniDFSCluster, 3 DataNodes) + ZooKeeper (3 servers) for dev and tests.
+
+    from mdl import devcluster
+    devcluster.up()            # idempotent; returns status + timings
+    devcluster.info()["env"]   # MDL_STORAGE_URL, MDL_STORAGE_USER, MDL_REGISTRY_URL
+    devcluster.down()
+
+CLI: ``python -m mdl.devcluster up|down|status|env|info|datanode stop|start N|zk stop|start N|all|fs ...``
+"""
+
+from .manager import (
+    HADOOP_VERSION,
+    ZOOKEEPER_VERSION,
+    DevCluster,
+    DevClusterError,
+    DevClusterTimeout,
+    Ports,
+    default_state_dir,
+    down,
+    env_snippet,
+    four_letter_word,
+    fs_shell,
+    info,
+    start_datanode,
+    start_zk,
+    start_zk_all,
+    status,
+    stop_datanode,
+    stop_zk,
+    stop_zk_all,
+    up,
+    zk_mode,
+)
+
+__all__ = [
+    "HADOOP_VERSION",
+    "ZOOKEEPER_VERSION",
+    "DevCluster",
+    "DevClusterError",
+    "DevClusterTimeout",
+    "Ports",
+    "default_state_dir",
+    "down",
+    "env_snippet",
+    "four_letter_word",
+    "fs_shell",
+    "info",
+    "start_datanode",
+    "start_zk",
+    "start_zk_all",
+    "status",
+    "stop_datanode",
+    "stop_zk",
+    "stop_zk_all",
+    "up",
+    "zk_mode",
+]

@@ -1,0 +1,96 @@
+"""Pulling: verified copies, idempotence, and failures that leave nothing behind, on every backend."""
+
+from __future__ import annotations
+
+import pytest
+
+from mdl.errors import Conflict, IntegrityError, NotFound
+from mdl.manifest import MANIFEST_NAME
+
+from ..conftest import write_stored
+from .test_storage_contract import make_dir, make_model
+
+
+def test_pull_gives_a_verified_copy_of_the_alias(client, tmp_path):
+    src = make_dir(tmp_path, {"a.bin": b"a" * 3000, "sub/b.txt": b"bee"})
+    r = client.push("bert", src, promote=True)
+    dest = tmp_path / "out"
+    p = client.pull("bert", dest=dest)
+    assert (p.version, p.changed, p.files, p.bytes) == (r.version, True, 2, 3003)
+    assert (dest / "a.bin").read_bytes() == b"a" * 3000 and (dest / "sub/b.txt").read_bytes() == b"bee"
+    assert (dest / MANIFEST_NAME).exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["out", "srcdir"]  # no temporary debris
+
+
+def test_pulling_a_present_verified_copy_is_a_no_op(client, tmp_path):
+    client.push("lr", make_model(tmp_path), version="v1")
+    dest = tmp_path / "out"
+    assert client.pull("lr", "v1", dest=dest).changed
+    mtime = (dest / "model.pkl").stat().st_mtime_ns
+    assert not client.pull("lr", "v1", dest=dest).changed
+    assert (dest / "model.pkl").stat().st_mtime_ns == mtime
+
+
+def test_pull_repairs_a_damaged_local_copy_and_switches_versions(client, tmp_path):
+    client.push("lr", make_model(tmp_path, b"one"), version="v1")
+    client.push("lr", make_model(tmp_path, b"two"), version="v2")
+    dest = tmp_path / "out"
+    client.pull("lr", "v1", dest=dest)
+    (dest / "model.pkl").write_bytes(b"tampered")
+    assert client.pull("lr", "v1", dest=dest).changed
+    assert (dest / "model.pkl").read_bytes() == b"one"
+    client.pull("lr", "v2", dest=dest)
+    assert (dest / "model.pkl").read_bytes() == b"two"
+
+
+def test_a_corrupted_stored_file_fails_closed(client, tmp_path):
+    client.push("lr", make_model(tmp_path, b"good bytes"), version="v1")
+    write_stored(client, "lr", "v1", "model.pkl", b"evil bytes")
+    dest = tmp_path / "out"
+    with pytest.raises(IntegrityError) as err:
+        client.pull("lr", "v1", dest=dest)
+    assert err.value.exit_code == 8
+    assert not dest.exists()
+    assert sorted(x.name for x in tmp_path.iterdir()) == ["src"]
+
+
+def test_a_failed_pull_keeps_the_previous_copy(client, tmp_path):
+    client.push("lr", make_model(tmp_path, b"good"), version="v1")
+    client.push("lr", make_model(tmp_path, b"also good"), version="v2")
+    dest = tmp_path / "out"
+    client.pull("lr", "v1", dest=dest)
+    write_stored(client, "lr", "v2", "model.pkl", b"corrupt!!")
+    with pytest.raises(IntegrityError):
+        client.pull("lr", "v2", dest=dest)
+    assert (dest / "model.pkl").read_bytes() == b"good"
+
+
+def test_pull_refuses_to_replace_a_foreign_directory(client, tmp_path):
+    client.push("lr", make_model(tmp_path), version="v1")
+    dest = tmp_path / "mine"
+    dest.mkdir()
+    (dest / "notes.txt").write_text("keep me")
+    with pytest.raises(Conflict):
+        client.pull("lr", "v1", dest=dest)
+    assert (dest / "notes.txt").read_text() == "keep me"
+    assert client.pull("lr", "v1", dest=dest, force=True).changed
+    assert not (dest / "notes.txt").exists()
+
+
+def test_pull_of_unknown_things_is_not_found(client, tmp_path):
+    client.push("lr", make_model(tmp_path), version="v1")
+    for args, kw in ((("nope",), {}), (("lr", "v9"), {}), (("lr",), {}), (("lr",), {"alias": "prod"})):
+        with pytest.raises(NotFound):
+            client.pull(*args, dest=tmp_path / "out", **kw)
+    assert not (tmp_path / "out").exists()
+
+
+def test_large_multi_file_version_roundtrip(client, tmp_path):
+    import os
+
+    files = {f"shard-{i:02d}.bin": os.urandom(256 * 1024 + i) for i in range(12)}
+    client.push("big", make_dir(tmp_path, files), version="v1", jobs=4)
+    dest = tmp_path / "out"
+    client.pull("big", "v1", dest=dest, jobs=4)
+    for rel, data in files.items():
+        assert (dest / rel).read_bytes() == data
