@@ -179,16 +179,18 @@ def load(
     if not isinstance(contexts, dict):
         raise ConfigError(f"contexts in {where} must be a mapping of context names")
     top = _flatten(doc, where)
+    flat_contexts: dict[str, dict[str, Any]] = {}
+    for cname, ctx in contexts.items():  # every context is checked, not only the chosen one
+        if not isinstance(ctx, (dict, type(None))):
+            raise ConfigError(f"context {cname!r} in {where} must be a mapping")
+        flat_contexts[str(cname)] = _flatten(ctx or {}, f"{where} (context {cname})")
     chosen = context or env.get("MDL_CONTEXT") or current
     ctx_values: dict[str, Any] = {}
     if chosen:
-        if chosen not in contexts:
-            known = ", ".join(sorted(contexts)) or "none"
+        if chosen not in flat_contexts:
+            known = ", ".join(sorted(flat_contexts)) or "none"
             raise ConfigError(f"context {chosen!r} is not defined in {where} (defined: {known})")
-        ctx = contexts[chosen] or {}
-        if not isinstance(ctx, dict):
-            raise ConfigError(f"context {chosen!r} in {where} must be a mapping")
-        ctx_values = _flatten(ctx, f"{where} (context {chosen})")
+        ctx_values = flat_contexts[chosen]
 
     values: dict[str, Value] = {}
     for s in SETTINGS:

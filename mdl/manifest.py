@@ -121,10 +121,10 @@ def hash_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tupl
 
 def check_relpath(rel: str) -> str:
     """Reject paths that cannot be stored on every backend (HDFS rejects ':')."""
-    p = PurePosixPath(rel)
-    if p.is_absolute() or any(part in ("", ".", "..") for part in p.parts):
+    parts = rel.split("/")
+    if any(part in ("", ".", "..") for part in parts):
         raise InvalidInput(f"file path {rel!r} is not a plain relative path")
-    if any(":" in part for part in p.parts):
+    if any(":" in part for part in parts):
         raise InvalidInput(f"file name {rel!r} contains ':', which HDFS does not allow", hint="rename the file")
     if rel == MANIFEST_NAME:
         raise InvalidInput(f"{MANIFEST_NAME!r} is reserved for mdl's manifest", hint="rename the file")

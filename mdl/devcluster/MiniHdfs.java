@@ -241,6 +241,7 @@ public class MiniHdfs {
         long deadline = System.currentTimeMillis() + 60000;
         while (!dn.isDatanodeFullyStarted() && System.currentTimeMillis() < deadline) Thread.sleep(100);
         cluster.triggerHeartbeats();
+        remember(i, dn); // the DatanodeID is complete only after registration
         return dnJson(i);
     }
 
@@ -270,7 +271,7 @@ public class MiniHdfs {
         DataNode dn = current[i];
         boolean up = dn != null && dn.isDatanodeUp();
         return "{\"index\":" + i + ",\"running\":" + (dn != null) + ",\"up\":" + up
-            + ",\"uuid\":" + q(ids[i] == null ? null : ids[i].getDatanodeUuid())
+            + ",\"uuid\":" + q(dn != null ? dn.getDatanodeUuid() : ids[i] == null ? null : ids[i].getDatanodeUuid())
             + ",\"xfer_port\":" + xferPorts[i] + ",\"http_port\":" + httpPorts[i]
             + ",\"ipc_port\":" + ipcPorts[i] + "}";
     }

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
-from mdl.errors import InvalidInput, NotFound, PermissionDenied, VersionExists
+from mdl.errors import ConfigError, InvalidInput, NotFound, PermissionDenied, VersionExists
 from mdl.manifest import MANIFEST_NAME, Manifest
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import STAGING_DIR, OnBytes, Stage, StagingEntry, Storage, iter_chunks
@@ -23,7 +23,7 @@ def _path_of(url: str) -> Path:
         return Path(url).expanduser().absolute()
     parsed = urlparse(url)
     if parsed.netloc not in ("", "localhost"):
-        raise InvalidInput(f"file storage URL {url!r} names a host; use file:///absolute/path")
+        raise ConfigError(f"storage.url {url!r} names a host; use file:///absolute/path")
     return Path(unquote(parsed.path))
 
 
