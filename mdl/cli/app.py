@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from typing import Annotated, Optional
 
 import typer
@@ -52,8 +51,7 @@ def main(
     st = state(ctx)
     st.config_path, st.context = config, context
     st.flags = {"storage.url": storage, "registry.url": registry}
-    if debug:
-        os.environ["MDL_DEBUG"] = "1"
+    st.debug = debug
     ctx.call_on_close(st.close)
 
 

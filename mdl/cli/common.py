@@ -41,6 +41,7 @@ class State:
     flags: dict[str, Any] = field(default_factory=dict)
     config_path: str | None = None
     context: str | None = None
+    debug: bool = False
     _config: "Config | None" = None
     _client: "Client | None" = None
 
@@ -148,9 +149,9 @@ def progress_bar(ctx: typer.Context, label: str, disabled: bool) -> Iterator["Pr
         yield _Adapter()
 
 
-def report_error(exc: BaseException) -> int:
-    """Print ``error:``/``hint:`` lines (a traceback with MDL_DEBUG=1) and return the exit code."""
-    debug = os.environ.get("MDL_DEBUG") not in (None, "", "0")
+def report_error(exc: BaseException, debug: bool = False) -> int:
+    """Print ``error:``/``hint:`` lines (a traceback with --debug or MDL_DEBUG=1); return the exit code."""
+    debug = debug or os.environ.get("MDL_DEBUG") not in (None, "", "0")
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
     if isinstance(exc, MdlError):
@@ -177,6 +178,8 @@ def command(fn: F) -> F:
         except typer.Exit:
             raise
         except (Exception, KeyboardInterrupt) as exc:  # the CLI edge: nothing escapes as a traceback
-            raise typer.Exit(report_error(exc)) from None
+            ctx = kwargs.get("ctx")
+            debug = ctx is not None and state(ctx).debug
+            raise typer.Exit(report_error(exc, debug)) from None
 
     return wrapper  # type: ignore[return-value]
