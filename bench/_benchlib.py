@@ -51,6 +51,29 @@ def add_common_args(p: argparse.ArgumentParser) -> None:
                    help="parent of the temp dir holding all bench data (default: the system temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the temp dir (for debugging)")
     p.add_argument("--no-save", action="store_true", help="do not write bench/results/<name>.json")
+    p.add_argument("--rss", choices=("auto", "time", "wait4"), default="auto",
+                   help="peak RSS via /usr/bin/time -f %%M (exact) or os.wait4 ru_maxrss (never below this "
+                        "script's own RSS: exec keeps the replaced image's high-water mark); auto: time if "
+                        "present (default: %(default)s)")
+
+
+TIME_BIN = "/usr/bin/time"
+RSS_METHOD = "wait4"
+
+
+def configure(args: argparse.Namespace) -> str:
+    """Apply --rss; return a description of the method for the results."""
+    global RSS_METHOD
+    has_time = os.access(TIME_BIN, os.X_OK)
+    if args.rss == "time" and not has_time:
+        raise SystemExit(f"--rss time: {TIME_BIN} is missing")
+    RSS_METHOD = "time" if args.rss == "time" or (args.rss == "auto" and has_time) else "wait4"
+    if RSS_METHOD == "time":
+        return f"{TIME_BIN} -f %M (wall times include its fork+exec, for every contender alike)"
+    import resource
+
+    floor = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return f"os.wait4 ru_maxrss (a floor: never below the bench's own {floor / 1024:.1f} MiB)"
 
 
 def interpreter_of(script: str) -> str:
@@ -149,12 +172,22 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str
     """Run a child; wall time from fork to reap, and its peak RSS from wait4 (KiB on Linux)."""
     out = tempfile.TemporaryFile() if capture else subprocess.DEVNULL
     err = tempfile.TemporaryFile() if capture else subprocess.DEVNULL
+    rss_file = None
+    cmd = list(cmd)
+    if RSS_METHOD == "time":
+        fd, rss_file = tempfile.mkstemp(prefix="mdl-bench-rss-")
+        os.close(fd)
+        cmd = [TIME_BIN, "-f", "%M", "-o", rss_file, *cmd]
     try:
         t0 = time.perf_counter()
-        p = subprocess.Popen(list(cmd), stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd)
+        p = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env, cwd=cwd)
         _, status, ru = os.wait4(p.pid, 0)
         wall = time.perf_counter() - t0
         p.returncode = os.waitstatus_to_exitcode(status)  # already reaped: keep Popen from waiting again
+        maxrss = ru.ru_maxrss
+        if rss_file:
+            lines = Path(rss_file).read_text().split()
+            maxrss = int(lines[-1]) if lines and lines[-1].isdigit() else maxrss
         texts = []
         for f in (out, err):
             if capture:
@@ -162,8 +195,10 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str
                 texts.append(f.read().decode(errors="replace"))
             else:
                 texts.append("")
-        return Run(wall, ru.ru_maxrss, p.returncode, texts[0], texts[1])
+        return Run(wall, maxrss, p.returncode, texts[0], texts[1])
     finally:
+        if rss_file:
+            os.unlink(rss_file)
         for f in (out, err):
             if capture:
                 f.close()

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
 from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, emit_json, info, output_format, state
-from mdl.client import MoveResult
+
+if TYPE_CHECKING:
+    from mdl.client import MoveResult
 
 
-def report_move(ctx: typer.Context, move: MoveResult, output: str | None, as_json: bool) -> None:
+def report_move(ctx: typer.Context, move: "MoveResult", output: str | None, as_json: bool) -> None:
     """Shared by promote and rollback: JSON on stdout, or one human line on stderr."""
     if output_format(ctx, output, as_json) == "json":
         emit_json(move.to_dict())

@@ -196,9 +196,11 @@ public class MiniHdfs {
         }
         write(s, reply);
         if (exitAfter) {
-            shuttingDown = true;
             s.close();
-            System.exit(0); // the shutdown hook stops the cluster
+            // Stop the cluster outside a shutdown hook: Hadoop's own shutdown-hook bookkeeping
+            // throws "Shutdown in progress" when MiniDFSCluster.shutdown() runs inside one.
+            shutdownCluster();
+            System.exit(0);
         }
     }
 
@@ -276,14 +278,17 @@ public class MiniHdfs {
             + ",\"ipc_port\":" + ipcPorts[i] + "}";
     }
 
-    private static void shutdownCluster() {
+    private static synchronized void shutdownCluster() {
+        if (shuttingDown) return;
         shuttingDown = true;
         MiniDFSCluster c = cluster;
         if (c == null) return;
         try {
             c.shutdown();
         } catch (Throwable e) {
-            System.err.println("shutdown failed: " + e);
+            // On SIGTERM (inside the JVM's shutdown hook) Hadoop cannot unregister its own hooks;
+            // the process is exiting anyway and `down` deletes the data.
+            System.err.println("MiniDFSCluster.shutdown: " + e);
         }
     }
 

@@ -1,0 +1,37 @@
+"""The committed completion scripts are what the app generates now."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from ..conftest import MDL
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
+def test_completion_scripts_are_current(shell):
+    env = {**os.environ, "_MDL_COMPLETE": f"source_{shell}"}
+    generated = subprocess.run([MDL], env=env, capture_output=True, text=True, check=True).stdout
+    committed = (ROOT / "completions" / f"mdl.{shell}").read_text()
+    assert generated == committed, f"regenerate: _MDL_COMPLETE=source_{shell} mdl > completions/mdl.{shell}"
+    assert "_MDL_COMPLETE" in committed
+
+
+def test_completion_completes_commands():
+    env = {**os.environ, "_MDL_COMPLETE": "complete_bash", "COMP_WORDS": "mdl pro", "COMP_CWORD": "1"}
+    out = subprocess.run([MDL], env=env, capture_output=True, text=True, check=True).stdout
+    assert "promote" in out.split()
+
+
+def test_help_does_not_import_heavy_stacks():
+    code = ("import sys; sys.argv = ['mdl', '--help']\n"
+            "from mdl.cli.main import main\n"
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "heavy = [m for m in ('kazoo', 'hdfs', 'requests', 'uvicorn', 'starlette', 'rich', 'yaml', 'mdl.client')"
+            " if m in sys.modules]\n"
+            "print('HEAVY', heavy, file=sys.stderr)\n")
+    r = subprocess.run([str(Path(MDL).parent / "python"), "-c", code], capture_output=True, text=True)
+    assert "HEAVY []" in r.stderr, r.stderr
