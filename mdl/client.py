@@ -18,15 +18,24 @@ from typing import Any
 
 from mdl import __version__
 from mdl.config import Config, load
-from mdl.errors import CasConflict, Conflict, IntegrityError, InvalidInput, NotFound, VersionExists
+from mdl.errors import (CasConflict, Conflict, IntegrityError, InvalidInput, MdlError, NotFound, Timeout,
+                        VersionExists)
 from mdl.manifest import Manifest, creator, detect_format, digest_of, now_iso, scan_source, FORMATS
 from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate_alias, validate_name, validate_version
 from mdl.registry import Registry, open_registry
-from mdl.registry.base import HistoryEntry, Pointer
+from mdl.registry.base import HistoryEntry, Pointer, Replica
 from mdl.storage import StagingEntry, Storage, open_storage
 from mdl.transfer import NoProgress, Progress, download_version, hash_files, upload_files, verify_local
 
 CAS_ATTEMPTS = 50
+
+
+class RolloutFailed(MdlError):
+    """A replica reported that it could not load the promoted version (exit 1)."""
+
+    def __init__(self, message: str, hint: str | None = None, replicas: list[Replica] | None = None) -> None:
+        super().__init__(message, hint)
+        self.replicas = replicas or []
 
 
 @dataclass
@@ -346,6 +355,37 @@ class Client:
         if not entries and not self.storage.list_versions(name):
             raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
         return [h for h in entries if alias is None or h.alias == alias]
+
+    # -- the fleet ------------------------------------------------------------------------------
+
+    def replicas(self, name: str) -> list[Replica]:
+        return self.registry.list_replicas(validate_name(name))
+
+    def wait_for_rollout(self, name: str, version: str, *, alias: str = DEFAULT_ALIAS, timeout: float = 300.0,
+                         min_ready: int | None = None, poll: float = 0.05) -> list[Replica]:
+        """Block until every live replica following ``alias`` (or ``min_ready`` of them) reports
+        ``version`` loaded and ready. Timeout (exit 5) names the laggards; a replica that failed
+        to load ``version`` is exit 1."""
+        deadline = time.monotonic() + timeout
+        while True:
+            following = [r for r in self.replicas(name) if r.data.get("alias") == alias]
+            done = [r for r in following if r.data.get("loaded") == version and r.data.get("state") == "ready"]
+            failed = [r for r in following if r.data.get("desired") == version and r.data.get("state") == "failed"]
+            if failed:
+                raise RolloutFailed(
+                    f"{len(failed)} replica(s) failed to load {name}/{version}: "
+                    + "; ".join(f"{r.id}: {r.data.get('error')}" for r in failed),
+                    hint=f"roll back with: mdl rollback {name} --alias {alias}", replicas=failed)
+            needed = len(following) if min_ready is None else min_ready
+            if len(done) >= needed:
+                return done
+            if time.monotonic() >= deadline:
+                laggards = [r for r in following if r not in done]
+                names = ", ".join(f"{r.id} ({r.data.get('state')}, loaded {r.data.get('loaded')})" for r in laggards)
+                raise Timeout(f"{len(done)}/{needed} replica(s) ready on {name}/{version} after {timeout:g}s; "
+                              f"waiting for: {names or 'replicas that have not registered'}",
+                              hint=f"see the fleet with: mdl status {name}")
+            time.sleep(poll)
 
     # -- local copies ---------------------------------------------------------------------------
 

@@ -31,11 +31,32 @@ def promote(
     expect: Annotated[Optional[str], typer.Option(
         "--expect", help="Move only if the alias now points at this version (else exit 4).",
         show_default=False)] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Return once every live replica following the alias "
+                                       "reports the version ready (exit 5 on timeout, 1 if one failed).")] = False,
+    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds --wait waits.")] = 300.0,
+    min_ready: Annotated[Optional[int], typer.Option("--min-ready", min=0, help="With --wait: enough when this "
+                                                     "many replicas are ready.", show_default=False)] = None,
+    rollback_on_failure: Annotated[bool, typer.Option("--rollback-on-failure", help="With --wait: move the "
+                                                      "alias back if a replica fails to load the version.")] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias (default: latest) at a complete version."""
-    report_move(ctx, state(ctx).client.promote(name, version, alias=alias, expect=expect), output, as_json)
+    from mdl.client import RolloutFailed
+
+    client = state(ctx).client
+    move = client.promote(name, version, alias=alias, expect=expect)
+    report_move(ctx, move, output, as_json)
+    if not wait:
+        return
+    try:
+        ready = client.wait_for_rollout(name, version, alias=alias, timeout=timeout, min_ready=min_ready)
+    except RolloutFailed:
+        if rollback_on_failure and move.changed and move.previous:
+            back = client.rollback(name, alias=alias)
+            info(f"rolled back: {name}:{alias} -> {back.version}")
+        raise
+    info(f"{len(ready)} replica(s) ready on {name}/{version}")
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,8 @@ import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from contextlib import nullcontext
+from typing import Any, Callable, ContextManager
 
 NO_REVISION = -1  # the revision of a model that has no pointer yet
 
@@ -113,6 +114,15 @@ class Registry(ABC):
 
     @abstractmethod
     def list_replicas(self, name: str) -> list[Replica]: ...
+
+    def download_slot(self, name: str, limit: int) -> ContextManager[None]:
+        """Hold one of ``limit`` download slots for a model across the fleet (no cap if ``limit`` <= 0)."""
+        if limit <= 0:
+            return nullcontext()
+        return self._slot(name, limit)
+
+    def _slot(self, name: str, limit: int) -> ContextManager[None]:
+        raise NotImplementedError(f"{type(self).__name__} has no download slots")
 
     def close(self) -> None:
         """Release connections."""

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import os
+import secrets
 import socket
 import sqlite3
 import threading
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
 from mdl.errors import CasConflict, ConfigError, Unavailable
@@ -30,6 +33,9 @@ CREATE TABLE IF NOT EXISTS history (
     seq INTEGER PRIMARY KEY AUTOINCREMENT, model TEXT NOT NULL, alias TEXT NOT NULL,
     from_version TEXT, to_version TEXT, who TEXT NOT NULL, at TEXT NOT NULL, action TEXT NOT NULL);
 CREATE INDEX IF NOT EXISTS history_model ON history (model, seq);
+CREATE TABLE IF NOT EXISTS slots (
+    model TEXT NOT NULL, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
+    pid_start TEXT NOT NULL, PRIMARY KEY (model, holder));
 CREATE TABLE IF NOT EXISTS replicas (
     model TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, host TEXT NOT NULL,
     pid INTEGER NOT NULL, pid_start TEXT NOT NULL, PRIMARY KEY (model, id));
@@ -177,6 +183,37 @@ class SqliteRegistry(Registry):
             else:
                 self._query("DELETE FROM replicas WHERE model = ? AND id = ? AND pid = ?", (name, rid, pid))
         return live
+
+    @contextmanager
+    def _slot(self, name: str, limit: int) -> Iterator[None]:
+        holder = f"{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(3)}"
+        pid, host = os.getpid(), socket.gethostname()
+        while True:
+            with self._lock:
+                c = self._conn
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    rows = c.execute("SELECT holder, host, pid, pid_start FROM slots WHERE model = ?", (name,)).fetchall()
+                    live = 0
+                    for h, hst, p, start in rows:
+                        if _alive(hst, p, start):
+                            live += 1
+                        else:
+                            c.execute("DELETE FROM slots WHERE model = ? AND holder = ?", (name, h))
+                    if live < limit:
+                        c.execute("INSERT INTO slots VALUES (?, ?, ?, ?, ?)", (name, holder, host, pid,
+                                                                              _process_start(pid)))
+                    c.execute("COMMIT")
+                except BaseException:
+                    c.execute("ROLLBACK")
+                    raise
+            if live < limit:
+                break
+            time.sleep(POLL_SECONDS)
+        try:
+            yield
+        finally:
+            self._query("DELETE FROM slots WHERE model = ? AND holder = ?", (name, holder))
 
     def close(self) -> None:
         with self._lock:

@@ -1,0 +1,345 @@
+"""The watch engine: keep a local directory in step with a model's pointer, with no downtime.
+
+Level-triggered: every registry notification (and every retry timer, SIGHUP or reconnect) wakes one
+worker thread that re-reads the desired version and reconciles: download (verified) -> swap the
+``current`` link -> notify -> report. Anything that fails leaves ``current`` where it was (fail static),
+and the attempt is retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import secrets
+import signal as signals
+import socket
+import subprocess
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from mdl.client import Client
+from mdl.errors import MdlError, NotFound
+from mdl.localcache import LocalCache
+from mdl.manifest import Manifest, now_iso
+from mdl.names import DEFAULT_ALIAS, validate_alias, validate_name, validate_version
+from mdl.registry.base import Pointer, ReplicaHandle
+from mdl.transfer import download_version, NoProgress
+
+log = logging.getLogger("mdl.watch")
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class WatchOptions:
+    alias: str = DEFAULT_ALIAS
+    version: str | None = None  # pin a version instead of following an alias
+    keep: int = 3
+    exec_cmd: str | None = None
+    signal: str | None = None
+    pidfile: Path | None = None
+    webhook: str | None = None
+    prefetch: bool = False
+    prefetch_interval: float = 2.0
+    jitter: float = 0.0
+    max_concurrent: int = 0  # downloads of this model at once across the fleet; 0 = no cap
+    retry_base: float = 1.0
+    retry_max: float = 60.0
+    hook_timeout: float = 60.0
+    address: str | None = None  # for servers: the URL replicas are reached at
+    kind: str = "watcher"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+class HookFailed(MdlError):
+    pass
+
+
+class Watcher:
+    """Follows one model's alias into ``root``; see the module docstring."""
+
+    def __init__(self, client: Client, name: str, root: Path, opts: WatchOptions | None = None,
+                 emit: Emit | None = None, on_swap: Callable[[str, Path, str | None], None] | None = None) -> None:
+        self.client = client
+        self.name = validate_name(name)
+        self.opts = opts or WatchOptions()
+        validate_alias(self.opts.alias)
+        if self.opts.version:
+            validate_version(self.opts.version)
+        self.cache = LocalCache(root)
+        self.emit = emit or (lambda e: None)
+        self.on_swap = on_swap
+        self.replica_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.state = "starting"
+        self.desired: str | None = None
+        self.error: str | None = None
+        self.last_loop = time.monotonic()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._failed: dict[str, tuple[float, int]] = {}  # version -> (next attempt, attempts)
+        self._replica: ReplicaHandle | None = None
+        self._watch = None
+        self._verified_current = False
+        self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
+        self._lock = threading.Lock()
+        self._fetch_lock = threading.Lock()
+
+    # -- events and reporting ---------------------------------------------------------------------
+
+    def _event(self, event: str, **data: Any) -> None:
+        doc = {"event": event, "at": now_iso(), "model": self.name, **data}
+        try:
+            self.emit(doc)
+        except Exception:  # a broken stdout never stops the loop
+            log.exception("emitting %s failed", event)
+
+    def _report(self, state: str, error: str | None = None) -> None:
+        self.state, self.error = state, error
+        current = self.cache.current
+        m = self.cache.manifest(current) if current else None
+        data = {"kind": self.opts.kind, "host": socket.gethostname(), "pid": os.getpid(), "dir": str(self.cache.root),
+                "alias": None if self.opts.version else self.opts.alias, "desired": self.desired, "loaded": current,
+                "digest": m.digest if m else None, "state": state, "since": now_iso(), "error": error,
+                "address": self.opts.address, **self.opts.extra}
+        try:
+            if self._replica is None:
+                self._replica = self.client.registry.register_replica(self.name, self.replica_id, data)
+            else:
+                self._replica.update(**data)
+        except MdlError as exc:  # the registry is down: keep serving, report when it is back
+            log.warning("cannot report state %s: %s", state, exc.message)
+            self._replica = None
+
+    @property
+    def ready(self) -> bool:
+        return self.cache.current is not None and self._verified_current
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Cold start from disk if possible, then follow the registry in a background thread."""
+        self.cache.clean_partials()
+        current = self.cache.current
+        if current:
+            m = self.cache.manifest(current)
+            if m and self._is_verified(current, m):
+                self._verified_current = True
+                self._event("resumed", version=current)
+                if self.on_swap:
+                    self.on_swap(current, self.cache.path(current), None)
+            else:
+                self._event("discarded", version=current, reason="local copy failed verification")
+                self.cache.revert(None)
+        self._report("syncing")
+        self._subscribe()
+        threading.Thread(target=self._loop, name=f"mdl-watch-{self.name}", daemon=True).start()
+        if self.opts.prefetch:
+            threading.Thread(target=self._prefetch_loop, name="mdl-prefetch", daemon=True).start()
+
+    def _subscribe(self) -> None:
+        if self.opts.version:
+            self._wake.set()
+            return
+        try:
+            self._watch = self.client.registry.watch(self.name, self._on_pointer)
+        except MdlError as exc:
+            self._event("registry-unavailable", error=exc.message)
+            self._wake.set()  # the loop retries the subscription
+
+    def _on_pointer(self, pointer: Pointer) -> None:
+        self._wake.set()  # tiny callback: the worker re-reads and reconciles
+
+    def resync(self) -> None:
+        """SIGHUP: forget failures and reconcile now."""
+        self._failed.clear()
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._watch is not None:
+            self._watch.stop()
+        self.cache.clean_partials()
+        if self._replica is not None:
+            try:
+                self._replica.close()
+            except MdlError:
+                pass
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def sync_once(self) -> bool:
+        """One reconcile (``--once``): True if a verified version is current afterwards."""
+        self.cache.clean_partials()
+        current = self.cache.current
+        if current:
+            m = self.cache.manifest(current)
+            self._verified_current = bool(m and self._is_verified(current, m))
+        self._reconcile()
+        return self.ready
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._next_retry_delay())
+            self._wake.clear()
+            self.last_loop = time.monotonic()
+            if self._stop.is_set():
+                break
+            if self._watch is None and not self.opts.version:
+                self._subscribe()
+            try:
+                self._reconcile()
+            except Exception as exc:  # never let the loop die
+                log.exception("reconcile failed")
+                self._report("failed", f"unexpected: {exc}")
+
+    def _next_retry_delay(self) -> float:
+        delay = 5.0  # a heartbeat: liveness and periodic re-checks
+        if self._failed:
+            delay = min(delay, max(0.05, min(t for t, _ in self._failed.values()) - time.monotonic()))
+        return delay
+
+    def _desired(self) -> str | None:
+        if self.opts.version:
+            return self.opts.version
+        return self.client.registry.get(self.name).aliases.get(self.opts.alias)
+
+    def _reconcile(self) -> None:
+        with self._lock:
+            try:
+                desired = self._desired()
+            except MdlError as exc:
+                self._event("registry-unavailable", error=exc.message, serving=self.cache.current)
+                self._retry_later("__registry__", exc.message)
+                return
+            self._failed.pop("__registry__", None)
+            self.desired = desired
+            current = self.cache.current
+            if desired is None:
+                self._report("ready" if self.ready else "waiting",
+                             None if self.ready else f"alias {self.opts.alias!r} is not set")
+                return
+            if desired == current and self._verified_current:
+                if self.state != "ready" or self._replica is None:
+                    self._report("ready")
+                return
+            next_try = self._failed.get(desired)
+            if next_try and next_try[0] > time.monotonic():
+                return
+            self._report("syncing")
+            try:
+                manifest = self._fetch(desired)
+                self._swap(desired, manifest)
+            except MdlError as exc:
+                self._retry_later(desired, exc.message)
+                self._event("failed", version=desired, error=exc.message, serving=self.cache.current)
+                self._report("failed", f"{desired}: {exc.message}")
+                return
+            self._failed.pop(desired, None)
+            self._report("ready")
+            removed = self.cache.prune(self.opts.keep)
+            if removed:
+                self._event("pruned", versions=removed)
+
+    def _retry_later(self, key: str, error: str) -> None:
+        _, attempts = self._failed.get(key, (0.0, 0))
+        delay = min(self.opts.retry_max, self.opts.retry_base * 2 ** attempts)
+        delay = random.uniform(delay / 2, delay)  # jitter: a fleet does not retry in lockstep
+        self._failed[key] = (time.monotonic() + delay, attempts + 1)
+
+    def _is_verified(self, version: str, manifest: Manifest) -> bool:
+        key = (version, manifest.digest)
+        if key in self._verified and self.cache.path(version).is_dir():
+            return True  # checked by this process already: a swap need not hash it again
+        if self.cache.has_verified(version, manifest):
+            self._verified.add(key)
+            return True
+        return False
+
+    def _fetch(self, version: str) -> Manifest:
+        """A verified local copy of ``version`` (downloaded unless already present)."""
+        manifest = self.client.manifest(self.name, version)
+        with self._fetch_lock:  # prefetch and reconcile never download one version twice at once
+            if self._is_verified(version, manifest):
+                return manifest
+            if self.opts.jitter > 0:
+                time.sleep(random.uniform(0, self.opts.jitter))
+            self._event("downloading", version=version, bytes=manifest.bytes)
+            started = time.monotonic()
+            with self.client.registry.download_slot(self.name, self.opts.max_concurrent):
+                download_version(self.client.storage, manifest, self.cache.path(version),
+                                 self.client.config["transfer.jobs"], NoProgress(), force=True)
+            self._verified.add((version, manifest.digest))
+            self._event("downloaded", version=version, seconds=round(time.monotonic() - started, 3))
+        return manifest
+
+    def _swap(self, version: str, manifest: Manifest) -> None:
+        before = self.cache.swap(version)
+        self._verified_current = True
+        try:
+            if self.on_swap:
+                self.on_swap(version, self.cache.path(version), before)
+            self._notify(version, before)
+        except Exception as exc:
+            self.cache.revert(before)  # a failing hook never leaves current on a bad version
+            self._verified_current = before is not None
+            if self.on_swap and before:
+                self.on_swap(before, self.cache.path(before), version)
+            raise exc if isinstance(exc, MdlError) else HookFailed(str(exc)) from None
+        self._event("swapped", version=version, previous=before, digest=manifest.digest)
+
+    def _notify(self, version: str, previous: str | None) -> None:
+        env = {"MDL_MODEL": self.name, "MDL_VERSION": version, "MDL_PATH": str(self.cache.path(version)),
+               "MDL_PREVIOUS_VERSION": previous or ""}
+        o = self.opts
+        if o.exec_cmd:
+            try:
+                r = subprocess.run(o.exec_cmd, shell=True, env={**os.environ, **env}, timeout=o.hook_timeout,
+                                   capture_output=True)
+            except subprocess.TimeoutExpired:
+                raise HookFailed(f"hook {o.exec_cmd!r} timed out after {o.hook_timeout:g}s") from None
+            if r.returncode != 0:
+                tail = r.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
+                raise HookFailed(f"hook {o.exec_cmd!r} exited {r.returncode}: {tail[0]}")
+        if o.signal and o.pidfile:
+            try:
+                pid = int(Path(o.pidfile).read_text().split()[0])
+                os.kill(pid, getattr(signals, o.signal if o.signal.startswith("SIG") else "SIG" + o.signal))
+            except (OSError, ValueError, IndexError, AttributeError) as exc:
+                raise HookFailed(f"cannot signal the process in {o.pidfile}: {exc}") from None
+        if o.webhook:
+            body = json.dumps({"model": self.name, "version": version, "path": env["MDL_PATH"],
+                               "previous_version": previous}).encode()
+            req = urllib.request.Request(o.webhook, data=body, headers={"Content-Type": "application/json"})
+            try:
+                with urllib.request.urlopen(req, timeout=o.hook_timeout) as resp:
+                    if resp.status >= 300:
+                        raise HookFailed(f"webhook {o.webhook} answered {resp.status}")
+            except OSError as exc:
+                raise HookFailed(f"webhook {o.webhook} failed: {exc}") from None
+
+    # -- prefetch ---------------------------------------------------------------------------------
+
+    def _prefetch_loop(self) -> None:
+        while not self._stop.wait(self.opts.prefetch_interval):
+            try:
+                versions = self.client.storage.list_versions(self.name)
+                local = set(self.cache.local_versions())
+                fresh = [v for v in versions if v not in local]
+                if not fresh:
+                    continue
+                newest = max(self.client._manifests(self.name, fresh), key=lambda m: (m.created, m.version))
+                self._fetch(newest.version)
+                self._event("prefetched", version=newest.version)
+            except NotFound:
+                continue
+            except MdlError as exc:
+                self._event("prefetch-failed", error=exc.message)
