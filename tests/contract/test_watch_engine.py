@@ -1,0 +1,207 @@
+"""The watch engine in-process, on every backend: what it serves, and what it never does."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from mdl.client import Client
+from mdl.config import load
+from mdl.watch import Watcher, WatchOptions
+
+from ..conftest import write_stored
+from .test_storage_contract import make_model
+
+
+def current(d: Path) -> str | None:
+    try:
+        return Path(os.readlink(d / "current")).name
+    except OSError:
+        return None
+
+
+def until(cond, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, "condition not reached"
+        time.sleep(0.02)
+
+
+@pytest.fixture
+def lr(client, tmp_path):
+    for i in (1, 2, 3):
+        client.push("lr", make_model(tmp_path / f"s{i}", f"model {i}".encode()), version=f"v{i}")
+    client.promote("lr", "v1")
+    return client
+
+
+@pytest.fixture
+def watchers():
+    made: list[Watcher] = []
+    yield made
+    for w in made:
+        w.stop()
+
+
+def events_of(w_events, kind):
+    return [e for e in w_events if e["event"] == kind]
+
+
+def test_follows_the_alias_and_swaps_atomically(lr, make_client, tmp_path, watchers):
+    events: list[dict] = []
+    w = Watcher(make_client(), "lr", tmp_path / "dir", emit=events.append)
+    watchers.append(w)
+    w.start()
+    until(lambda: current(tmp_path / "dir") == "v1" and w.state == "ready")
+    lr.promote("lr", "v2")
+    until(lambda: current(tmp_path / "dir") == "v2")
+    assert (tmp_path / "dir" / "current" / "model.pkl").read_bytes() == b"model 2"
+    assert [e["version"] for e in events_of(events, "swapped")] == ["v1", "v2"]
+    assert events_of(events, "swapped")[1]["previous"] == "v1"
+    until(lambda: lr.replicas("lr") and lr.replicas("lr")[0].data["loaded"] == "v2")
+    r = lr.replicas("lr")[0].data
+    assert (r["state"], r["desired"], r["alias"], r["kind"]) == ("ready", "v2", "latest", "watcher")
+    assert r["digest"] == lr.manifest("lr", "v2").digest
+
+
+def test_once_and_cold_start_reuse_a_verified_copy(lr, make_client, tmp_path):
+    d = tmp_path / "dir"
+    w = Watcher(make_client(), "lr", d)
+    assert w.sync_once()
+    w.stop()
+    assert current(d) == "v1"
+    events: list[dict] = []
+    w2 = Watcher(make_client(), "lr", d, emit=events.append)
+    assert w2.sync_once()
+    w2.stop()
+    assert events_of(events, "downloading") == []  # reused, not downloaded again
+
+
+def test_a_tampered_local_copy_is_not_reused(lr, make_client, tmp_path):
+    d = tmp_path / "dir"
+    w = Watcher(make_client(), "lr", d)
+    assert w.sync_once()
+    w.stop()
+    (d / "versions" / "v1" / "model.pkl").write_bytes(b"tampered")
+    events: list[dict] = []
+    w2 = Watcher(make_client(), "lr", d, emit=events.append)
+    assert w2.sync_once()
+    w2.stop()
+    assert [e["version"] for e in events_of(events, "downloading")] == ["v1"]
+    assert (d / "current" / "model.pkl").read_bytes() == b"model 1"
+
+
+def test_a_failing_hook_keeps_the_old_version(lr, make_client, tmp_path, watchers):
+    d = tmp_path / "dir"
+    flag = tmp_path / "fail"
+    opts = WatchOptions(exec_cmd=f'test ! -e {flag} || {{ echo "no $MDL_VERSION" >&2; exit 3; }}', retry_base=0.2)
+    events: list[dict] = []
+    w = Watcher(make_client(), "lr", d, opts, emit=events.append)
+    watchers.append(w)
+    w.start()
+    until(lambda: current(d) == "v1" and w.state == "ready")
+    flag.touch()
+    lr.promote("lr", "v2")
+    until(lambda: w.state == "failed")
+    assert current(d) == "v1"
+    assert "exited 3: no v2" in w.error
+    until(lambda: lr.replicas("lr")[0].data["state"] == "failed")
+    assert "exited 3" in lr.replicas("lr")[0].data["error"]
+    flag.unlink()  # the retry with backoff succeeds once the hook does
+    until(lambda: current(d) == "v2" and w.state == "ready")
+
+
+def test_a_corrupt_stored_version_never_becomes_current(lr, make_client, tmp_path, watchers):
+    d = tmp_path / "dir"
+    w = Watcher(make_client(), "lr", d, WatchOptions(retry_base=0.2))
+    watchers.append(w)
+    w.start()
+    until(lambda: current(d) == "v1" and w.state == "ready")
+    write_stored(lr, "lr", "v2", "model.pkl", b"bad")
+    lr.promote("lr", "v2")
+    until(lambda: w.state == "failed")
+    assert current(d) == "v1" and "does not match its manifest" in w.error
+    assert not [p for p in (d / "versions").iterdir() if p.name.startswith(".")]
+
+
+def test_keep_prunes_but_never_current_or_previous(lr, make_client, tmp_path, watchers):
+    d = tmp_path / "dir"
+    for i in (4, 5):
+        lr.push("lr", make_model(tmp_path / f"s{i}", f"model {i}".encode()), version=f"v{i}")
+    w = Watcher(make_client(), "lr", d, WatchOptions(keep=2))
+    watchers.append(w)
+    w.start()
+    for v in ("v1", "v2", "v3", "v4", "v5"):
+        lr.promote("lr", v)
+        until(lambda: current(d) == v and w.state == "ready")
+    until(lambda: sorted(p.name for p in (d / "versions").iterdir()) == ["v4", "v5"])
+    assert os.readlink(d / "previous") == "versions/v4"
+
+
+def test_registry_down_at_start_serves_the_local_copy(lr, tmp_path, watchers, backend_env):
+    d = tmp_path / "dir"
+    w = Watcher(Client(lr.config), "lr", d)
+    assert w.sync_once()
+    w.stop()
+    if backend_env["MDL_REGISTRY_URL"].startswith("sqlite"):
+        broken = {"MDL_REGISTRY_URL": f"sqlite://{tmp_path}/file-not-dir/registry.db"}
+        (tmp_path / "file-not-dir").write_text("x")
+    else:
+        broken = {"MDL_REGISTRY_URL": "zk://127.0.0.1:1/mdl", "MDL_REGISTRY_TIMEOUT": "1"}
+    events: list[dict] = []
+    w2 = Watcher(Client(load(env={**backend_env, **broken})), "lr", d, WatchOptions(retry_base=0.2),
+                 emit=events.append)
+    watchers.append(w2)
+    w2.start()
+    until(lambda: events_of(events, "registry-unavailable"))
+    assert w2.ready and current(d) == "v1"
+    assert events_of(events, "resumed")[0]["version"] == "v1"
+
+
+def test_pinned_version_ignores_the_alias(lr, make_client, tmp_path):
+    w = Watcher(make_client(), "lr", tmp_path / "dir", WatchOptions(version="v3"))
+    assert w.sync_once()
+    w.stop()
+    assert current(tmp_path / "dir") == "v3"
+
+
+def test_prefetch_downloads_before_promotion(lr, make_client, tmp_path, watchers):
+    d = tmp_path / "dir"
+    w = Watcher(make_client(), "lr", d, WatchOptions(prefetch=True, prefetch_interval=0.1))
+    watchers.append(w)
+    w.start()
+    until(lambda: current(d) == "v1")
+    lr.push("lr", make_model(tmp_path / "s9", b"model 9"), version="v9")
+    until(lambda: (d / "versions" / "v9").is_dir())
+    assert current(d) == "v1"
+    events: list[dict] = []
+    w.emit = events.append
+    lr.promote("lr", "v9")
+    until(lambda: current(d) == "v9")
+    assert events_of(events, "downloading") == []
+
+
+def test_download_slots_cap_concurrency(client):
+    reg = client.registry
+    active, peak = [0], [0]
+    lock = threading.Lock()
+
+    def work():
+        with reg.download_slot("lr", 2):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.2)
+            with lock:
+                active[0] -= 1
+
+    threads = [threading.Thread(target=work) for _ in range(5)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert peak[0] == 2
