@@ -46,6 +46,7 @@ class WatchOptions:
     webhook: str | None = None
     prefetch: bool = False
     prefetch_interval: float = 2.0
+    poll: float = 0.0  # > 0: re-read the pointer every ``poll`` seconds instead of subscribing
     jitter: float = 0.0
     max_concurrent: int = 0  # downloads of this model at once across the fleet; 0 = no cap
     retry_base: float = 1.0
@@ -142,7 +143,7 @@ class Watcher:
             threading.Thread(target=self._prefetch_loop, name="mdl-prefetch", daemon=True).start()
 
     def _subscribe(self) -> None:
-        if self.opts.version:
+        if self.opts.version or self.opts.poll > 0:
             self._wake.set()
             return
         try:
@@ -193,7 +194,7 @@ class Watcher:
             self.last_loop = time.monotonic()
             if self._stop.is_set():
                 break
-            if self._watch is None and not self.opts.version:
+            if self._watch is None and not self.opts.version and not self.opts.poll:
                 self._subscribe()
             try:
                 self._reconcile()
@@ -202,7 +203,7 @@ class Watcher:
                 self._report("failed", f"unexpected: {exc}")
 
     def _next_retry_delay(self) -> float:
-        delay = 5.0  # a heartbeat: liveness and periodic re-checks
+        delay = self.opts.poll or 5.0  # a heartbeat: liveness and periodic re-checks
         if self._failed:
             delay = min(delay, max(0.05, min(t for t, _ in self._failed.values()) - time.monotonic()))
         return delay

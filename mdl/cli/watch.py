@@ -55,6 +55,8 @@ def watch(
     jitter: Annotated[float, typer.Option("--jitter", min=0, help="Random delay (s) before each download.")] = 0.0,
     max_concurrent: Annotated[int, typer.Option("--max-concurrent", min=0, help="Downloads of this model at "
                               "once across the fleet (0: no cap).")] = 0,
+    poll: Annotated[float, typer.Option("--poll", min=0, help="Re-read the pointer every POLL seconds instead "
+                                        "of subscribing to changes (0: subscribe).")] = 0.0,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -69,7 +71,8 @@ def watch(
         raise InvalidInput("--signal needs --pidfile")
     fmt = output_format(ctx, output, as_json)
     opts = WatchOptions(alias=alias, version=version, keep=keep, exec_cmd=exec_cmd, signal=sig, pidfile=pidfile,
-                        webhook=webhook, prefetch=prefetch, jitter=jitter, max_concurrent=max_concurrent)
+                        webhook=webhook, prefetch=prefetch, jitter=jitter, max_concurrent=max_concurrent,
+                        poll=poll)
     watcher = Watcher(state(ctx).client, name, Path(dest), opts, emit=_printer(fmt))
     if once:
         ok = watcher.sync_once()
