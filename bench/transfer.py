@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Push and pull throughput of one large file with the real ``mdl`` binary, against plain ``cp``.
 
-    python bench/transfer.py [--size-mib 1024] [--repeat 3] [--backend embedded|distributed] [--profile]
+    python bench/transfer.py [--size-mib 1024] [--repeat 3] [--warmup 1] [--backend embedded|distributed] [--profile]
 
 Fairness rules (see bench/README.md):
 * the page cache is never dropped; before every timed run the run's source file is read through
@@ -9,7 +9,8 @@ Fairness rules (see bench/README.md):
 * ``cp`` copies the same source to the same filesystem as mdl's target (push: the storage
   directory's filesystem; pull: the pull directory), and contenders alternate order per repeat;
 * every push uses a fresh model name, so mdl's "identical content, nothing to upload" shortcut never
-  applies; wall time is fork-to-exit of the child (mdl's interpreter start-up included).
+  applies; wall time is fork-to-exit of the child (mdl's interpreter start-up included);
+* ``--warmup`` untimed full rounds come first (new page-cache pages are costly the first time on a VM).
 
 Targets: peak RSS of every mdl process < 100 MiB. Exit code 0 whether or not a target is met.
 """
@@ -42,14 +43,16 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size-mib", type=int, default=1024, help="file size in MiB (default: %(default)s)")
     ap.add_argument("--repeat", type=int, default=3, help="timed runs per contender (default: %(default)s)")
+    ap.add_argument("--warmup", type=int, default=1,
+                    help="untimed full rounds (push+pull, both contenders) first (default: %(default)s)")
     ap.add_argument("--jobs", type=int, default=None, help="pass -j to mdl push/pull (default: mdl's config)")
     ap.add_argument("--profile", action="store_true",
                     help="afterwards, run one push and one pull under cProfile and print the top functions")
     bl.add_common_args(ap)
     args = ap.parse_args()
     args.rss_method = bl.configure(args)
-    if args.size_mib < 1 or args.repeat < 1:
-        ap.error("--size-mib and --repeat must be >= 1")
+    if args.size_mib < 1 or args.repeat < 1 or args.warmup < 0:
+        ap.error("--size-mib and --repeat must be >= 1, --warmup >= 0")
     mdl = args.mdl
     if not os.access(mdl, os.X_OK):
         ap.error(f"{mdl} is not an executable mdl")
@@ -80,9 +83,10 @@ def bench(args: argparse.Namespace, be: bl.Backend) -> int:
                          for _ in range(3)])
 
     runs: dict[str, list[bl.Run]] = {k: [] for k in ("push/cp", "push/mdl", "pull/cp", "pull/mdl")}
-    for i in range(args.repeat):
-        name = f"bench-{os.getpid()}-{i}"
+    for i in range(-args.warmup, args.repeat):  # i < 0: warm-up rounds, not recorded
+        name = f"bench-{os.getpid()}-{i + args.warmup}"
         order = ("cp", "mdl") if i % 2 == 0 else ("mdl", "cp")
+        timed: dict[str, bl.Run] = {}
         version = None
         cp_push = push_cp_dir / f"cp-push-{i}.bin"
         for who in order:
@@ -94,7 +98,7 @@ def bench(args: argparse.Namespace, be: bl.Backend) -> int:
                 r = bl.check(bl.run_measured([mdl, "push", name, str(src), "--no-progress", "-o", "json", *jobs],
                                              env), "mdl push")
                 version = json.loads(r.stdout)["version"]
-            runs[f"push/{who}"].append(r)
+            timed[f"push/{who}"] = r
 
         stored = be.stored_file(name, version, src.name) or src  # remote storage: baseline copies the source
         cp_pull, mdl_pull = pull_dir / f"cp-pull-{i}.bin", pull_dir / f"mdl-pull-{i}"
@@ -110,7 +114,7 @@ def bench(args: argparse.Namespace, be: bl.Backend) -> int:
                 if got != size * bl.MiB:
                     bl.warn(f"pulled file has {got} bytes, expected {size * bl.MiB}")
                     return 2
-            runs[f"pull/{who}"].append(r)
+            timed[f"pull/{who}"] = r
 
         # Clean up outside the timed windows.
         cp_push.unlink(missing_ok=True)
@@ -118,14 +122,17 @@ def bench(args: argparse.Namespace, be: bl.Backend) -> int:
         shutil.rmtree(mdl_pull, ignore_errors=True)
         be.remove_model(name)
         bl.sync()
-        print(f"  repeat {i + 1}/{args.repeat}: " + ", ".join(
-            f"{k} {runs[k][-1].wall_s:.2f}s" for k in runs))
+        if i >= 0:
+            for k in runs:
+                runs[k].append(timed[k])
+        label = f"warm-up {i + args.warmup + 1}/{args.warmup}" if i < 0 else f"repeat {i + 1}/{args.repeat}"
+        print(f"  {label}: " + ", ".join(f"{k} {timed[k].wall_s:.2f}s" for k in runs))
 
     results: dict[str, dict] = {}
     for key, rs in runs.items():
         walls = [r.wall_s for r in rs]
         med = bl.median(walls)
-        results[key] = {"wall_s": walls, "median_s": med, "mib_per_s": size / med,
+        results[key] = {"wall_s": walls, "median_s": med, "min_s": min(walls), "mib_per_s": size / med,
                         "maxrss_kib": [r.maxrss_kib for r in rs], "peak_rss_mib": max(r.maxrss_kib for r in rs) / 1024}
     for op in ("push", "pull"):
         results[f"{op}/mdl"]["ratio_vs_cp"] = results[f"{op}/mdl"]["mib_per_s"] / results[f"{op}/cp"]["mib_per_s"]
@@ -152,7 +159,7 @@ def bench(args: argparse.Namespace, be: bl.Backend) -> int:
 
     bl.save("transfer", {
         "bench": "transfer", "env": bl.env_info(mdl), **be.describe(),
-        "rss_method": args.rss_method, "params": {"size_mib": size, "repeat": args.repeat, "jobs": args.jobs,
+        "rss_method": args.rss_method, "params": {"size_mib": size, "repeat": args.repeat, "warmup_rounds": args.warmup, "jobs": args.jobs,
                    "push_baseline": f"cp SOURCE {push_cp_dir}/", "pull_baseline": f"cp STORED_FILE {pull_dir}/",
                    "cache": "not dropped; source read through and sync before each timed run"},
         "mdl_startup_s": startup, "results": results, "targets": targets, "profile": profile,

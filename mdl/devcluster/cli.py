@@ -46,8 +46,8 @@ def _parser() -> argparse.ArgumentParser:
     zk.add_argument("target", metavar=f"N({ZK_IDS[0]}..{ZK_IDS[-1]})|all")
     zk.add_argument("--timeout", type=float, default=60.0)
 
-    fs = sub.add_parser("fs", help="run Hadoop's FsShell against the cluster, e.g. `fs -ls -R /`")
-    fs.add_argument("args", nargs=argparse.REMAINDER)
+    sub.add_parser("fs", help="run Hadoop's FsShell against the cluster, e.g. `fs -ls -R /` "
+                   "(everything after `fs` goes to FsShell)")
     return p
 
 
@@ -56,6 +56,12 @@ def _print_json(obj: Any) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    fs_args: list[str] = []
+    if "fs" in argv:  # FsShell's own options (-ls, -cat, ...) must not reach argparse
+        i = argv.index("fs")
+        if i == 0 or (i == 2 and argv[0] == "--state-dir") or (i == 1 and argv[0].startswith("--state-dir=")):
+            argv, fs_args = argv[: i + 1], argv[i + 1 :]
     args = _parser().parse_args(argv)
     cluster = DevCluster(args.state_dir, port_offset=getattr(args, "port_offset", None))
     try:
@@ -88,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 res = cluster.stop_zk(sid) if args.action == "stop" else cluster.start_zk(sid, timeout=args.timeout)
             _print_json(res)
         elif args.cmd == "fs":
-            fs_args = args.args[1:] if args.args[:1] == ["--"] else args.args
+            fs_args = fs_args[1:] if fs_args[:1] == ["--"] else fs_args
             proc = cluster.fs_shell(*fs_args)
             sys.stdout.buffer.write(proc.stdout)
             sys.stderr.buffer.write(proc.stderr)

@@ -123,6 +123,12 @@ class DevClusterError(Exception):
         self.log_tail = list(log_tail)
 
 
+class DevClusterUsageError(DevClusterError):
+    """Invalid input, e.g. a DataNode index or ZooKeeper id out of range."""
+
+    exit_code = 2
+
+
 class DevClusterTimeout(DevClusterError):
     """A wait for readiness (or for a fault to take effect) ran out of time."""
 
@@ -944,12 +950,12 @@ class DevCluster:
 
     def _check_sid(self, sid: int) -> int:
         if sid not in ZK_IDS:
-            raise DevClusterError(f"ZooKeeper server ids are {ZK_IDS[0]}..{ZK_IDS[-1]} (myid), got {sid}")
+            raise DevClusterUsageError(f"ZooKeeper server ids are {ZK_IDS[0]}..{ZK_IDS[-1]} (myid), got {sid}")
         return sid
 
     def _check_dn(self, i: int) -> int:
         if not 0 <= i < NUM_DATANODES:
-            raise DevClusterError(f"DataNode indices are 0..{NUM_DATANODES - 1}, got {i}")
+            raise DevClusterUsageError(f"DataNode indices are 0..{NUM_DATANODES - 1}, got {i}")
         return i
 
     # ---- public operations -----------------------------------------------------------------

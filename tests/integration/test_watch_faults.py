@@ -56,7 +56,7 @@ def test_zookeeper_outage_keeps_serving_and_catches_up(fleet, run_mdl, tmp_path,
         assert r.returncode == 6, r.stderr  # unavailable, and nothing moved
     finally:
         devcluster.start_zk_all()
-    r = run_mdl("promote", "lr", "v2", "--wait", "--timeout", "90")
+    r = run_mdl("promote", "lr", "v2", "--wait", "--timeout", "90", "--min-ready", "3")
     assert r.returncode == 0, r.stderr
     assert all(serving_is_valid(d, "v2", contents["v2"]) for d in dirs)
 
