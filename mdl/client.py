@@ -183,52 +183,62 @@ class Client:
         jobs = jobs or self.config["transfer.jobs"]
         progress = progress or NoProgress()
         kind, files = scan_source(Path(source))
-        entries = hash_files(files, jobs, progress)
-        digest = digest_of(entries)
         existing = self.storage.list_versions(name)
-
-        same = self._identical_version(name, version, existing, digest)
-        if same is not None:
-            result = PushResult(name, same.version, digest, len(same.files), same.bytes, same.format,
+        same = self._identical_version(name, version, existing, files, jobs, progress)
+        if isinstance(same, Manifest):
+            result = PushResult(name, same.version, same.digest, len(same.files), same.bytes, same.format,
                                 same.created, changed=False, uploaded=False)
         else:
             target = version or unique_version(timestamp_version(), set(existing))
-            manifest = Manifest(name=name, version=target, files=entries, digest=digest, created=now_iso(),
-                                creator=creator(), mdl_version=__version__, format=fmt or detect_format(kind, files),
-                                kind=kind)
-            manifest = self._publish(manifest, files, jobs, progress, auto_version=version is None)
-            result = PushResult(name, manifest.version, digest, len(entries), manifest.bytes, manifest.format,
-                                manifest.created, changed=True, uploaded=True)
+            manifest = self._publish(name, target, kind, files, fmt, jobs, progress, hashed=same,
+                                     auto_version=version is None)
+            result = PushResult(name, manifest.version, manifest.digest, len(manifest.files), manifest.bytes,
+                                manifest.format, manifest.created, changed=True, uploaded=True)
         if promote:
             move = self.promote(name, result.version, alias=alias)
             result.promoted = alias
             result.changed = result.changed or move.changed
         return result
 
-    def _identical_version(self, name: str, version: str | None, existing: list[str],
-                           digest: str) -> Manifest | None:
-        """The existing version this push would duplicate; Conflict if ``version`` holds other bytes."""
+    def _identical_version(self, name: str, version: str | None, existing: list[str], files: list,
+                           jobs: int, progress: Progress) -> Manifest | list[FileEntry] | None:
+        """The existing version this push would duplicate (``--version``, else the newest one).
+
+        Files are hashed up front only when a candidate has the same paths and sizes, so a new
+        version is read once (hashed while it uploads). Returns the duplicate's manifest, or the
+        entries hashed on the way (or None), and raises Conflict if ``version`` holds other bytes.
+        """
         if version is not None:
-            if version not in existing:
-                return None
-            m = self.manifest(name, version)
-            if m.digest != digest:
-                raise Conflict(f"version {name}/{version} already exists with different content",
-                               hint="versions are immutable: push under a new version")
-            return m
-        newest = self._newest(name, existing)
-        return newest if newest is not None and newest.digest == digest else None
+            candidate = self.manifest(name, version) if version in existing else None
+        else:
+            candidate = self._newest(name, existing)
+        if candidate is None:
+            return None
+        shape = {(rel, local.stat().st_size) for rel, local in files}
+        entries = None
+        if shape == {(f.path, f.size) for f in candidate.files}:
+            entries = hash_files(files, jobs, progress)
+            if digest_of(entries) == candidate.digest:
+                return candidate
+        if version is not None:
+            raise Conflict(f"version {name}/{version} already exists with different content",
+                           hint="versions are immutable: push under a new version")
+        return entries
 
     def _newest(self, name: str, versions: list[str]) -> Manifest | None:
         infos = self._manifests(name, versions)
         return max(infos, key=lambda m: (m.created, m.version)) if infos else None
 
-    def _publish(self, manifest: Manifest, files: list, jobs: int, progress: Progress,
-                 auto_version: bool) -> Manifest:
-        stage = self.storage.stage(manifest.name, manifest.version)
+    def _publish(self, name: str, version: str, kind: str, files: list, fmt: str | None, jobs: int,
+                 progress: Progress, hashed: list[FileEntry] | None, auto_version: bool) -> Manifest:
+        """Stage every file, write the manifest last, publish with one atomic step."""
+        stage = self.storage.stage(name, version)
         published = False
         try:
-            upload_files(stage, files, manifest.files, jobs, progress)
+            entries = upload_files(stage, files, jobs, progress, expected=hashed)
+            manifest = Manifest(name=name, version=version, files=entries, digest=digest_of(entries),
+                                created=now_iso(), creator=creator(), mdl_version=__version__,
+                                format=fmt or detect_format(kind, files), kind=kind)
             for _ in range(20):
                 stage.write_manifest(manifest)
                 try:
@@ -236,17 +246,16 @@ class Client:
                     published = True
                     return manifest
                 except VersionExists:
-                    existing = self.storage.list_versions(manifest.name)
-                    other = self.manifest(manifest.name, manifest.version)
+                    existing = self.storage.list_versions(name)
+                    other = self.manifest(name, manifest.version)
                     if other.digest == manifest.digest:
                         return other  # a concurrent push of the same bytes won
                     if not auto_version:
-                        raise Conflict(f"version {manifest.name}/{manifest.version} already exists "
-                                       "with different content",
+                        raise Conflict(f"version {name}/{manifest.version} already exists with different content",
                                        hint="versions are immutable: push under a new version") from None
                     manifest.version = unique_version(manifest.version, set(existing))
                     stage.retarget(manifest.version)
-            raise Conflict(f"could not find a free version id for {manifest.name}")
+            raise Conflict(f"could not find a free version id for {name}")
         finally:
             if not published:
                 stage.abort()

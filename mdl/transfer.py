@@ -73,20 +73,34 @@ def hash_files(files: list[tuple[str, Path]], jobs: int, progress: Progress) -> 
     return [entries[rel] for rel, _ in files]
 
 
-def upload_files(stage: Stage, files: list[tuple[str, Path]], entries: list[FileEntry], jobs: int,
-                 progress: Progress) -> None:
-    """Upload into the stage; a file whose bytes changed since hashing fails the push."""
-    progress.add_total(sum(e.size for e in entries))
+def upload_files(stage: Stage, files: list[tuple[str, Path]], jobs: int, progress: Progress,
+                 expected: list[FileEntry] | None = None) -> list[FileEntry]:
+    """Upload into the stage, hashing what is sent (one pass over each file); return the entries.
+
+    With ``expected`` (the files were hashed before), a file that changed since fails the push.
+    """
+    progress.add_total(sum(p.stat().st_size for _, p in files))
     counter = _Counter(progress)
-    expected = {e.path: e.sha256 for e in entries}
+    want = {e.path: e for e in expected or []}
+    sent: dict[str, FileEntry] = {}
 
     def one(item: tuple[str, Path]) -> None:
         rel, local = item
-        if stage.upload(rel, local, counter) != expected[rel]:
+        size = 0
+
+        def count(n: int) -> None:
+            nonlocal size
+            size += n
+            counter(n)
+
+        sha = stage.upload(rel, local, count)
+        entry = sent[rel] = FileEntry(rel, size, sha)
+        if expected is not None and want.get(rel) != entry:
             raise IntegrityError(f"{str(local)!r} changed while it was being pushed",
                                  hint="push again once the file is complete")
 
     run_parallel(one, files, jobs)
+    return [sent[rel] for rel, _ in files]
 
 
 def verify_local(dest: Path, manifest: Manifest) -> bool:

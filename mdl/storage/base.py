@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Callable, Iterator
 
+from mdl.hashing import BackgroundSha256
 from mdl.manifest import CHUNK, MANIFEST_NAME, FileEntry, Manifest
 
 STAGING_DIR = ".mdl-staging"  # per model: <root>/<name>/.mdl-staging/<version>.<token>
@@ -95,17 +96,17 @@ class Storage(ABC):
     def download(self, name: str, version: str, entry: FileEntry, dest: Path,
                  on_bytes: OnBytes | None = None) -> str:
         """Stream one file to ``dest``; return the sha256 of what was written."""
-        h = hashlib.sha256()
-        with self.open(name, version, entry.path) as src, open(dest, "wb") as out:
-            for chunk in iter(lambda: src.read(CHUNK), b""):
-                h.update(chunk)
-                out.write(chunk)
-                if on_bytes:
-                    on_bytes(len(chunk))
-        return h.hexdigest()
+        h = BackgroundSha256()
+        try:
+            with self.open(name, version, entry.path) as src, open(dest, "wb") as out:
+                for chunk in iter_chunks(src, h, on_bytes):
+                    out.write(chunk)
+        finally:
+            digest = h.hexdigest()
+        return digest
 
 
-def iter_chunks(f: BinaryIO, h: "hashlib._Hash", on_bytes: OnBytes | None) -> Iterator[bytes]:
+def iter_chunks(f: BinaryIO, h: "hashlib._Hash | BackgroundSha256", on_bytes: OnBytes | None) -> Iterator[bytes]:
     """Read ``f`` in chunks, hashing and counting as it goes."""
     while chunk := f.read(CHUNK):
         h.update(chunk)

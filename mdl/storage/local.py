@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import errno
-import hashlib
 import os
 import secrets
 import shutil
@@ -13,6 +12,7 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from mdl.errors import ConfigError, InvalidInput, NotFound, PermissionDenied, VersionExists
+from mdl.hashing import BackgroundSha256
 from mdl.manifest import MANIFEST_NAME, Manifest
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import STAGING_DIR, OnBytes, Stage, StagingEntry, Storage, iter_chunks
@@ -39,11 +39,14 @@ class LocalStage(Stage):
     def upload(self, rel: str, local: Path, on_bytes: OnBytes | None = None) -> str:
         dest = self.path / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
-        h = hashlib.sha256()
-        with open(local, "rb") as src, open(dest, "wb") as out:
-            for chunk in iter_chunks(src, h, on_bytes):
-                out.write(chunk)
-        return h.hexdigest()
+        h = BackgroundSha256()
+        try:
+            with open(local, "rb") as src, open(dest, "wb") as out:
+                for chunk in iter_chunks(src, h, on_bytes):
+                    out.write(chunk)
+        finally:
+            digest = h.hexdigest()
+        return digest
 
     def write_manifest(self, manifest: Manifest) -> None:
         tmp = self.path / (MANIFEST_NAME + ".tmp")
