@@ -20,6 +20,12 @@ Processes are started in their own session (they outlive the caller) and are rec
 ``-Dmdl.devcluster=<role>@<state dir>`` marker on their command line: ``down`` only ever signals
 processes whose command line carries this marker.
 
+Ports (offset 0): NameNode RPC 19820, NameNode HTTP/WebHDFS 19870, DataNode HTTP 19864-19866,
+DataNode IPC 19867-19869 (DataNode transfer ports are ephemeral, kept across restarts), ZooKeeper
+client 12181-12183, quorum 12888-12890, election 13888-13890. A second cluster needs its own state
+dir and an offset such as 100 or 200 (not 707, 1000 or 1707: those map ZooKeeper ports onto the
+default cluster's).
+
 Environment knobs: ``MDL_DEV_CLUSTER_DIR``, ``MDL_DEV_CLUSTER_PORT_OFFSET`` (added to every port),
 ``MDL_DEV_CLUSTER_JAVA`` (java binary; else ``$JAVA_HOME/bin/java``, else ``java`` on PATH),
 ``MDL_DEV_CLUSTER_MVN`` (mvn binary), ``MDL_DEV_CLUSTER_MAVEN_REPO`` (a ``maven.repo.local``
@@ -42,7 +48,6 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
 import urllib.request
 import zipfile
 from dataclasses import dataclass
