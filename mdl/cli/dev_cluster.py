@@ -1,0 +1,21 @@
+"""mdl dev-cluster: a real local HDFS + ZooKeeper cluster on 127.0.0.1 (see mdl.devcluster)."""
+
+from __future__ import annotations
+
+import typer
+
+
+def dev_cluster(ctx: typer.Context) -> None:
+    """Start, stop and inspect a local HDFS (3 DataNodes) + ZooKeeper (3 servers) cluster.
+
+    up | down | status | env | info | datanode stop|start N | zk stop|start N|all | fs ARGS.
+    Needs Java 17 and Maven; the first `up` downloads the jars from Maven Central.
+    """
+    from mdl.devcluster.cli import main
+
+    raise typer.Exit(main(list(ctx.args) or ["--help"]))
+
+
+def register(app: typer.Typer) -> None:
+    app.command("dev-cluster", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
+                                                 "help_option_names": []})(dev_cluster)
