@@ -54,19 +54,42 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def backend_env(backend: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+def backend_env(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
     """The MDL_* variables that point mdl at a fresh, empty tree and registry on ``backend``."""
     if backend == "embedded":
         d = tmp_path_factory.mktemp("backend")
-        return {"MDL_STORAGE_URL": f"file://{d}/models", "MDL_REGISTRY_URL": f"sqlite://{d}/registry.db"}
+        yield {"MDL_STORAGE_URL": f"file://{d}/models", "MDL_REGISTRY_URL": f"sqlite://{d}/registry.db"}
+        return
     run = uuid.uuid4().hex[:10]
-    return {
+    yield {
         "MDL_STORAGE_URL": WEBHDFS_URL,
         "MDL_STORAGE_ROOT": f"/mdl-test/{run}/models",
         "MDL_STORAGE_TIMEOUT": "20",
         "MDL_REGISTRY_URL": f"zk://{ZK_HOSTS}/mdl-test-{run}",
         "MDL_REGISTRY_TIMEOUT": "5",
     }
+    _remove_distributed_run(run)
+
+
+def _remove_distributed_run(run: str) -> None:
+    """Delete a test's HDFS tree and ZooKeeper chroot (best effort: a fault test may have left a node down)."""
+    from hdfs import InsecureClient
+    from kazoo.client import KazooClient
+
+    try:
+        InsecureClient("http://" + WEBHDFS_URL.split("://", 1)[1], user="root", timeout=10).delete(
+            f"/mdl-test/{run}", recursive=True)
+    except Exception:
+        pass
+    zk = KazooClient(hosts=ZK_HOSTS, timeout=5)
+    try:
+        zk.start(timeout=5)
+        zk.delete(f"/mdl-test-{run}", recursive=True)
+    except Exception:
+        pass
+    finally:
+        zk.stop()
+        zk.close()
 
 
 @pytest.fixture
