@@ -107,6 +107,11 @@ class PullResult:
         return asdict(self)
 
 
+def _immutable(name: str, version: str) -> Conflict:
+    return Conflict(f"version {name}/{version} already exists with different content",
+                    hint="versions are immutable: push under a new version")
+
+
 def rollback_target(history: list[HistoryEntry], alias: str) -> str | None:
     """The value ``alias`` had before its last promotion not yet undone (an undo stack)."""
     stack: list[str | None] = []
@@ -221,8 +226,7 @@ class Client:
             if digest_of(entries) == candidate.digest:
                 return candidate
         if version is not None:
-            raise Conflict(f"version {name}/{version} already exists with different content",
-                           hint="versions are immutable: push under a new version")
+            raise _immutable(name, version)
         return entries
 
     def _newest(self, name: str, versions: list[str]) -> Manifest | None:
@@ -251,8 +255,7 @@ class Client:
                     if other.digest == manifest.digest:
                         return other  # a concurrent push of the same bytes won
                     if not auto_version:
-                        raise Conflict(f"version {name}/{manifest.version} already exists with different content",
-                                       hint="versions are immutable: push under a new version") from None
+                        raise _immutable(name, manifest.version) from None
                     manifest.version = unique_version(manifest.version, set(existing))
                     stage.retarget(manifest.version)
             raise Conflict(f"could not find a free version id for {name}")
