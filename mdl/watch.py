@@ -235,7 +235,6 @@ class Watcher:
             next_try = self._failed.get(desired)
             if next_try and next_try[0] > time.monotonic():
                 return
-            self._report("syncing")
             try:
                 manifest = self._fetch(desired)
                 self._swap(desired, manifest)
@@ -265,14 +264,19 @@ class Watcher:
             return True
         return False
 
-    def _fetch(self, version: str) -> Manifest:
+    def _fetch(self, version: str, prefetch: bool = False) -> Manifest:
         """A verified local copy of ``version`` (downloaded unless already present)."""
+        local = self.cache.manifest(version)
+        if local is not None and (version, local.digest) in self._verified and self.cache.path(version).is_dir():
+            return local  # versions are immutable: a copy this process verified needs no storage round trip
         manifest = self.client.manifest(self.name, version)
         with self._fetch_lock:  # prefetch and reconcile never download one version twice at once
             if self._is_verified(version, manifest):
                 return manifest
             if self.opts.jitter > 0:
                 time.sleep(random.uniform(0, self.opts.jitter))
+            if not prefetch:
+                self._report("syncing")
             self._event("downloading", version=version, bytes=manifest.bytes)
             started = time.monotonic()
             with self.client.registry.download_slot(self.name, self.opts.max_concurrent):
@@ -338,7 +342,7 @@ class Watcher:
                 if not fresh:
                     continue
                 newest = max(self.client._manifests(self.name, fresh), key=lambda m: (m.created, m.version))
-                self._fetch(newest.version)
+                self._fetch(newest.version, prefetch=True)
                 self._event("prefetched", version=newest.version)
             except NotFound:
                 continue
