@@ -80,16 +80,26 @@ class Fleet:
                 p.kill()
 
 
+def push_small(client, work: Path, tag: str) -> str:
+    p = work / "small" / tag / "model.pkl"
+    p.parent.mkdir(parents=True)
+    p.write_bytes(f"small model {tag} ".encode() * 100)
+    return client.push("lr", p, version=tag).version
+
+
 def measure(client, env: dict, work: Path, n: int, promotions: int, extra: list[str]) -> dict:
+    """Each promotion names a version pushed just before (not yet on any watcher): a real download."""
     root = Path(tempfile.mkdtemp(dir=work))
-    client.promote("lr", "small-1")
+    mode = "poll" if extra else "push"
+    client.promote("lr", push_small(client, work, f"{mode}-{n}-0"))
     fleet = Fleet(env, root, n, extra)
     try:
-        fleet.wait_for("swapped", "small-1")
+        fleet.wait_for("swapped", f"{mode}-{n}-0")
         time.sleep(1.0)  # let every watcher settle into its idle wait
         all_swapped, each = [], []
-        for k in range(promotions):
-            v = "small-2" if k % 2 == 0 else "small-1"
+        for k in range(1, promotions + 1):
+            v = push_small(client, work, f"{mode}-{n}-{k}")
+            time.sleep(0.2)
             client.promote("lr", v)
             t0 = time.time()
             got = fleet.wait_for("swapped", v)
@@ -167,11 +177,6 @@ def main() -> None:
     from mdl.config import load
 
     client = Client(load(env=env))
-    for i in (1, 2):
-        p = work / f"small-{i}" / "model.pkl"
-        p.parent.mkdir()
-        p.write_bytes(f"small model {i}".encode() * 100)
-        client.push("lr", p, version=f"small-{i}")
     out: dict = {"backend": args.backend, "push": [], "poll_1s": []}
     print(f"backend: {args.backend}; time from promote returning to swapped (ms)")
     print(f"{'mode':<10}{'N':>4}{'all p50':>10}{'all p99':>10}{'each p50':>10}{'each p99':>10}")
