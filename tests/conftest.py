@@ -25,6 +25,16 @@ ZK_HOSTS = "127.0.0.1:12181,127.0.0.1:12182,127.0.0.1:12183"
 MDL = shutil.which("mdl", path=str(Path(sys.executable).parent)) or "mdl"
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Without the distributed backend, tests that need the cluster are deselected (not skipped)."""
+    if "distributed" in BACKENDS:
+        return
+    keep = [i for i in items if i.get_closest_marker("cluster") is None]
+    if len(keep) != len(items):
+        config.hook.pytest_deselected(items=[i for i in items if i.get_closest_marker("cluster") is not None])
+        items[:] = keep
+
+
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     """No test reads the user's config or data, and no MDL_* setting leaks in from the shell."""

@@ -7,7 +7,6 @@ stop and restart ZooKeeper servers through the devcluster API and always restart
 from __future__ import annotations
 
 import json
-import os
 import random
 import signal
 import subprocess
@@ -35,8 +34,6 @@ ADMIN = ("mdl-admin", "s3cret")
 
 @pytest.fixture(autouse=True)
 def _zk(request):
-    if "distributed" not in os.environ.get("MDL_TEST_BACKENDS", "embedded,distributed").split(","):
-        pytest.skip("MDL_TEST_BACKENDS excludes the distributed backend")
     request.getfixturevalue("cluster")
 
 
