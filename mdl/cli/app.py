@@ -7,7 +7,8 @@ from typing import Annotated, Optional
 import typer
 
 from mdl import __version__
-from mdl.cli import clean, config_cmd, dev_cluster, history, list_cmd, promote, pull, push, rollback, status, watch
+from mdl.cli import (clean, config_cmd, dev_cluster, endpoints, history, list_cmd, promote, pull, push, rollback, serve,
+                     status, watch)
 from mdl.cli.common import state
 from mdl.errors import EXIT_CODE_MEANINGS
 
@@ -55,5 +56,6 @@ def main(
     ctx.call_on_close(st.close)
 
 
-for module in (push, list_cmd, promote, rollback, history, pull, watch, status, clean, config_cmd, dev_cluster):
+for module in (push, list_cmd, promote, rollback, history, pull, watch, serve, endpoints, status, clean, config_cmd,
+               dev_cluster):
     module.register(app)

@@ -1,0 +1,106 @@
+"""mdl serve: an HTTP inference server that follows an alias and swaps versions with no downtime."""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from mdl.cli.common import JsonOpt, OutputOpt, command, output_format, state
+from mdl.errors import InvalidInput, MdlError
+
+_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
+          "g": 1024 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3}
+
+
+def parse_size(text: str) -> int:
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*", text)
+    if not m or m.group(2).lower() not in _UNITS:
+        raise InvalidInput(f"--max-body {text!r} is not a size", hint="e.g. 16MiB, 512k or 1048576")
+    n = int(float(m.group(1)) * _UNITS[m.group(2).lower()])
+    if n < 1024:
+        raise InvalidInput("--max-body must be at least 1 KiB")
+    return n
+
+
+def _printer(fmt: str):
+    def emit(event: dict[str, Any]) -> None:
+        if fmt == "json":
+            sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
+            sys.stdout.flush()
+        else:
+            details = " ".join(f"{k}={v}" for k, v in event.items()
+                               if k not in ("event", "at", "model") and v is not None)
+            sys.stderr.write(f"{event['at']} {event['model']} {event['event']} {details}".rstrip() + "\n")
+            sys.stderr.flush()
+
+    return emit
+
+
+def _check_stack() -> None:
+    missing = []
+    for module in ("uvicorn", "starlette", "orjson", "prometheus_client", "numpy"):
+        try:
+            __import__(module)
+        except ImportError:
+            missing.append(module)
+    if missing:
+        raise MdlError(f"mdl serve needs {', '.join(missing)}", hint="pip install 'mdl[serve]'")
+
+
+@command
+def serve(
+    ctx: typer.Context,
+    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    alias: Annotated[str, typer.Option("--alias", "-a", help="Follow this alias.")] = "latest",
+    version: Annotated[Optional[str], typer.Option("--version", "-V", help="Pin this version instead.",
+                                                   show_default=False)] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")]
+    = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port (0: any free port).")] = 8501,
+    cache: Annotated[Optional[Path], typer.Option("--cache", help="Local directory for verified versions "
+                     "(default: $XDG_CACHE_HOME/mdl/serve/NAME-PORT).", show_default=False)] = None,
+    loader: Annotated[Optional[str], typer.Option("--loader", metavar="MODULE:FUNCTION", help="Load versions "
+                      "with this function (called with the version directory; returns an object with "
+                      "predict). Default: by the manifest's format (pickle, joblib).", show_default=False)] = None,
+    swap: Annotated[str, typer.Option("--swap", metavar="POLICY", help="availability: load the new version "
+                    "beside the old, then switch (needs memory for both); resource: drop the old first "
+                    "(requests get 503 while loading).")] = "availability",
+    max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=4096, help="Most requests answered by "
+                         "one predict call (1: no batching).")] = 64,
+    max_body: Annotated[str, typer.Option("--max-body", metavar="SIZE", help="Largest request body "
+                        "(larger: 413).")] = "16MiB",
+    keep: Annotated[int, typer.Option("--keep", min=2, help="Local versions kept (current and previous "
+                                      "always).")] = 3,
+    graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0, help="Seconds in-flight "
+                                "requests get to finish on SIGTERM.")] = 10.0,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Serve a model over HTTP (Open Inference Protocol v2, TF Serving REST, /metrics), following an alias.
+
+    New versions load off the request path and replace the old one atomically; if one fails to load,
+    the old one keeps serving and the replica reports failed. The server registers as a replica:
+    `mdl endpoints NAME` lists it, `mdl status` shows it, `promote --wait` waits for it.
+    SIGTERM/SIGINT: deregister, finish in-flight requests, exit. SIGHUP: re-sync.
+    """
+    if swap not in ("availability", "resource"):
+        raise InvalidInput(f"--swap {swap!r}: use availability or resource")
+    fmt = output_format(ctx, output, as_json)
+    size = parse_size(max_body)
+    _check_stack()
+    from mdl.server.runner import ServeOptions, serve as run
+
+    opts = ServeOptions(alias=alias, version=version, host=host, port=port, cache=cache, loader=loader, swap=swap,
+                        max_batch=max_batch, max_body=size, keep=keep, graceful_timeout=graceful_timeout)
+    code = run(state(ctx).client, name, opts, _printer(fmt))
+    if code:
+        raise typer.Exit(code)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("serve")(serve)

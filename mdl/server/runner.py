@@ -1,0 +1,244 @@
+"""Run one server process: bind, start uvicorn, follow the alias with a Watcher, stop gracefully.
+
+Order of events. Bind first (so ``--port 0`` knows its port and the registered URL is exact), start
+uvicorn, then start the Watcher on a thread: it registers the replica (kind ``server``, address = the
+URL), resumes a verified local copy or downloads the version the alias names, and calls
+:meth:`ModelHolder.on_swap`, which loads it off the request path. SIGTERM/SIGINT: readiness turns
+503, the replica deregisters, uvicorn stops accepting and lets in-flight requests finish (bounded),
+exit 0. SIGHUP: re-sync (forget failures, re-read the pointer).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import signal
+import socket
+import tempfile
+import threading
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+from mdl.errors import Conflict, MdlError
+from mdl.manifest import now_iso
+
+Emit = Callable[[dict[str, Any]], None]
+
+
+@dataclass
+class ServeOptions:
+    alias: str = "latest"
+    version: str | None = None
+    host: str = "127.0.0.1"
+    port: int = 8501
+    cache: Path | None = None
+    loader: str | None = None
+    swap: str = "availability"
+    max_batch: int = 64
+    max_body: int = 16 * 1024 * 1024
+    keep: int = 3
+    graceful_timeout: float = 10.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def default_cache(name: str, port: int) -> Path:
+    base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return base / "mdl" / "serve" / f"{name}-{port}"
+
+
+def url_for(host: str, port: int) -> str:
+    if host in ("0.0.0.0", "::", ""):
+        host = socket.getfqdn()
+    if ":" in host:
+        host = f"[{host}]"
+    return f"http://{host}:{port}"
+
+
+def bind(host: str, port: int) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise MdlError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                       hint="pick another --port, or stop what holds it") from None
+    return sock
+
+
+@contextmanager
+def _cache_lock(root: Path) -> Iterator[None]:
+    root.mkdir(parents=True, exist_ok=True)
+    f = open(root / ".mdl-serve.lock", "w")
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        f.close()
+        raise Conflict(f"{root} is in use by another mdl serve",
+                       hint="give each server its own --cache directory") from None
+    try:
+        yield
+    finally:
+        f.close()
+
+
+def _uvicorn_server(app: Any, opts: ServeOptions) -> Any:
+    import uvicorn
+
+    def has(module: str) -> bool:
+        try:
+            __import__(module)
+            return True
+        except ImportError:
+            return False
+
+    config = uvicorn.Config(app, http="httptools" if has("httptools") else "auto",
+                            loop="uvloop" if has("uvloop") else "auto", lifespan="on", access_log=False,
+                            log_level="warning", server_header=False, backlog=2048,
+                            timeout_graceful_shutdown=max(opts.graceful_timeout, 0.01),  # type: ignore[arg-type]
+                            timeout_keep_alive=30)
+
+    class Server(uvicorn.Server):
+        """uvicorn without its own signal handling: ours deregisters before stopping."""
+
+        @contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        def install_signal_handlers(self) -> None:  # uvicorn < 0.29
+            pass
+
+    return Server(config)
+
+
+def serve(client: Any, name: str, opts: ServeOptions, emit: Emit) -> int:
+    """Serve ``name`` until SIGTERM/SIGINT; returns the exit code."""
+    from mdl.names import validate_alias, validate_name, validate_version
+    from mdl.server.app import ServerApp
+    from mdl.server.engine import Engine
+    from mdl.server.metrics import Metrics
+    from mdl.server.model import ModelHolder, resolve_loader
+    from mdl.watch import Watcher, WatchOptions
+
+    validate_name(name)
+    validate_alias(opts.alias)
+    if opts.version:
+        validate_version(opts.version)
+    loader = resolve_loader(opts.loader) if opts.loader else None
+
+    def event(kind: str, **data: Any) -> None:
+        try:
+            emit({"event": kind, "at": now_iso(), "model": name, **data})
+        except Exception:
+            pass
+
+    sock = bind(opts.host, opts.port)
+    port = sock.getsockname()[1]
+    address = url_for(opts.host, port)
+    temp_cache = opts.cache is None and opts.port == 0
+    cache = opts.cache or (Path(tempfile.mkdtemp(prefix=f"mdl-serve-{name}-")) if temp_cache
+                           else default_cache(name, port))
+    metrics = Metrics(name)
+    holder = ModelHolder(name, loader, opts.swap, events=event, metrics=metrics)
+    engine = Engine(max_batch=opts.max_batch, on_batch=metrics.batch)
+    state: dict[str, Any] = {"watcher": None, "stopped": False, "failed": None}
+    swap_raised = threading.Event()
+    lock = threading.Lock()
+
+    def on_swap(version: str, path: Path, previous: str | None) -> None:
+        try:
+            holder.on_swap(version, path, previous)
+        except Exception:
+            swap_raised.set()
+            raise
+
+    def make_watcher() -> Any:
+        wopts = WatchOptions(alias=opts.alias, version=opts.version, keep=opts.keep, address=address,
+                             kind="server", extra={"swap": opts.swap, **opts.extra})
+        return Watcher(client, name, cache, wopts, emit=emit, on_swap=on_swap)
+
+    def status() -> dict:
+        w = state["watcher"]
+        return {"state": w.state, "error": w.error, "desired": w.desired} if w else {"state": "starting"}
+
+    def start_watcher() -> None:
+        with lock:
+            if state["stopped"]:
+                return  # SIGTERM came first: never register
+            w = state["watcher"] = make_watcher()
+        try:
+            w.start()
+        except Exception as exc:
+            if not swap_raised.is_set():
+                state["failed"] = exc
+                event("failed", error=getattr(exc, "message", str(exc)))
+                stop()
+                return
+            # the cached copy verified but would not load: forget it and sync afresh
+            event("discarded", version=w.cache.current, reason=getattr(exc, "message", str(exc)))
+            w.cache.revert(None)
+            with lock:
+                if state["stopped"]:
+                    return
+                w = state["watcher"] = make_watcher()
+            w.start()
+
+    def stop() -> None:
+        with lock:
+            if state["stopped"]:
+                return
+            state["stopped"] = True
+            w = state["watcher"]
+        app.stopping = True
+        event("stopping")
+        if w is not None:
+            try:
+                w.stop()  # deregister first: clients stop picking this replica
+            except Exception as exc:
+                event("deregister-failed", error=str(exc))
+        server.should_exit = True
+
+    app = ServerApp(name, holder, engine, metrics, max_body=opts.max_body, status=status,
+                    on_startup=lambda: threading.Thread(target=start_watcher, name="mdl-serve-start",
+                                                        daemon=True).start())
+    server = _uvicorn_server(app, opts)
+
+    def on_signal(signum: int, frame: Any) -> None:
+        if signum == signal.SIGHUP:
+            w = state["watcher"]
+            if w is not None:
+                w.resync()
+            return
+        if state["stopped"]:
+            server.force_exit = True  # a second Ctrl-C: do not wait for in-flight requests
+            return
+        threading.Thread(target=stop, name="mdl-serve-stop", daemon=True).start()
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    try:
+        with _cache_lock(cache):
+            event("listening", address=address, pid=os.getpid(), cache=str(cache), swap=opts.swap,
+                  alias=None if opts.version else opts.alias, version=opts.version)
+            server.run(sockets=[sock])
+            if not state["stopped"]:  # uvicorn ended by itself (startup failure)
+                stop()
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+        sock.close()
+        if temp_cache:
+            shutil.rmtree(cache, ignore_errors=True)
+    if state["failed"] is not None:
+        exc = state["failed"]
+        if isinstance(exc, MdlError):
+            raise exc
+        raise MdlError(f"the watcher could not start: {exc}")
+    if not server.started:
+        raise MdlError(f"the HTTP server on {address} did not start (see the log above)")
+    event("stopped")
+    return 0
+
