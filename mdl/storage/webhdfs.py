@@ -66,6 +66,7 @@ from urllib.parse import quote, urlparse
 from mdl.errors import (
     Conflict,
     ConfigError,
+    IntegrityError,
     InvalidInput,
     MdlError,
     NotFound,
@@ -716,7 +717,20 @@ class WebHdfsStorage(Storage):
                  on_bytes: OnBytes | None = None) -> str:
         """Copy one file to ``dest``; large files in parallel ranges. Returns the sha256 of ``dest``."""
         path, what = self._file(name, version, entry.path)
-        length = entry.size  # from the manifest: no GETFILESTATUS round trip; the sha256 check catches the rest
+        try:
+            return self._download(path, what, entry.size, dest, on_bytes)
+        except MdlError:
+            # The length came from the manifest (no GETFILESTATUS round trip): if the stored file has
+            # another length, reads past its end fail; say what really is wrong.
+            actual = self._file_length(path, what)
+            if actual != entry.size:
+                raise IntegrityError(f"{name}/{version}/{entry.path} does not match its manifest "
+                                     f"(stored size {actual}, expected {entry.size})",
+                                     hint="the stored copy is corrupt: push the version again or pull another "
+                                          "one") from None
+            raise
+
+    def _download(self, path: str, what: str, length: int, dest: Path, on_bytes: OnBytes | None) -> str:
         lock = threading.Lock()
 
         def report(n: int) -> None:
