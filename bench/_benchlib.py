@@ -165,6 +165,7 @@ class Run:
     rc: int
     stdout: str
     stderr: str
+    cpu_s: float | None = None  # user + system CPU of the child and the descendants it reaped
 
 
 def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str | Path | None = None,
@@ -195,7 +196,7 @@ def run_measured(cmd: Sequence[str], env: dict[str, str] | None = None, cwd: str
                 texts.append(f.read().decode(errors="replace"))
             else:
                 texts.append("")
-        return Run(wall, maxrss, p.returncode, texts[0], texts[1])
+        return Run(wall, maxrss, p.returncode, texts[0], texts[1], ru.ru_utime + ru.ru_stime)
     finally:
         if rss_file:
             os.unlink(rss_file)
