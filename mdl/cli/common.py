@@ -32,6 +32,7 @@ JobsOpt = Annotated[Optional[int], typer.Option(
     "-j", "--jobs", min=1, max=64, help="Files transferred in parallel (default: config transfer.jobs).",
     show_default=False)]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bars on stderr.")]
+KeepOpt = Annotated[int, typer.Option("--keep", min=2, help="Local versions kept (current and previous always).")]
 
 
 @dataclass

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from mdl.cli.common import JsonOpt, OutputOpt, command, output_format, state
+from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, output_format, state
 from mdl.errors import InvalidInput, MdlError
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
@@ -74,8 +74,7 @@ def serve(
                          "one predict call (1: no batching).")] = 64,
     max_body: Annotated[str, typer.Option("--max-body", metavar="SIZE", help="Largest request body "
                         "(larger: 413).")] = "16MiB",
-    keep: Annotated[int, typer.Option("--keep", min=2, help="Local versions kept (current and previous "
-                                      "always).")] = 3,
+    keep: KeepOpt = 3,
     graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0, help="Seconds in-flight "
                                 "requests get to finish on SIGTERM.")] = 10.0,
     output: OutputOpt = None,

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from mdl.cli.common import JsonOpt, OutputOpt, command, output_format, state
+from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, output_format, state
 from mdl.errors import ExitCode, InvalidInput
 
 
@@ -45,8 +45,7 @@ def watch(
                                                     show_default=False)] = None,
     webhook: Annotated[Optional[str], typer.Option("--webhook", help="POST {model, version, path, "
                        "previous_version} here after each swap.", show_default=False)] = None,
-    keep: Annotated[int, typer.Option("--keep", min=2, help="Local versions kept (current and previous "
-                                      "always).")] = 3,
+    keep: KeepOpt = 3,
     once: Annotated[bool, typer.Option("--once", help="Sync once and exit (init containers, cron).")] = False,
     prefetch: Annotated[bool, typer.Option("--prefetch", help="Download new versions when pushed, before "
                                            "they are promoted.")] = False,
