@@ -49,6 +49,7 @@ class WatchOptions:
     poll: float = 0.0  # > 0: re-read the pointer every ``poll`` seconds instead of subscribing
     jitter: float = 0.0
     max_concurrent: int = 0  # downloads of this model at once across the fleet; 0 = no cap
+    syncing_after: float = 0.25  # a download reports "syncing" only once it has run this long
     retry_base: float = 1.0
     retry_max: float = 60.0
     hook_timeout: float = 60.0
@@ -85,10 +86,13 @@ class Watcher:
         self._failed: dict[str, tuple[float, int]] = {}  # version -> (next attempt, attempts)
         self._replica: ReplicaHandle | None = None
         self._watch = None
+        self._delivered: Pointer | None = None
         self._verified_current = False
         self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
         self._lock = threading.Lock()
         self._fetch_lock = threading.Lock()
+        self._report_lock = threading.RLock()
+        self._downloading: str | None = None
 
     # -- events and reporting ---------------------------------------------------------------------
 
@@ -99,7 +103,16 @@ class Watcher:
         except Exception:  # a broken stdout never stops the loop
             log.exception("emitting %s failed", event)
 
+    def _report_syncing(self, version: str) -> None:
+        with self._report_lock:
+            if self._downloading == version:  # not yet done: a later "ready" report overwrites this one
+                self._report("syncing")
+
     def _report(self, state: str, error: str | None = None) -> None:
+        with self._report_lock:
+            self._report_locked(state, error)
+
+    def _report_locked(self, state: str, error: str | None) -> None:
         self.state, self.error = state, error
         current = self.cache.current
         m = self.cache.manifest(current) if current else None
@@ -153,7 +166,10 @@ class Watcher:
             self._wake.set()  # the loop retries the subscription
 
     def _on_pointer(self, pointer: Pointer) -> None:
-        self._wake.set()  # tiny callback: the worker re-reads and reconciles
+        # A whole pointer read just now, not a delta: the worker reconciles against it without
+        # reading it again (a retry or heartbeat without a new delivery re-reads).
+        self._delivered = pointer
+        self._wake.set()
 
     def resync(self) -> None:
         """SIGHUP: forget failures and reconcile now."""
@@ -211,7 +227,10 @@ class Watcher:
     def _desired(self) -> str | None:
         if self.opts.version:
             return self.opts.version
-        return self.client.registry.get(self.name).aliases.get(self.opts.alias)
+        pointer, self._delivered = self._delivered, None
+        if pointer is None:
+            pointer = self.client.registry.get(self.name)
+        return pointer.aliases.get(self.opts.alias)
 
     def _reconcile(self) -> None:
         with self._lock:
@@ -275,13 +294,23 @@ class Watcher:
                 return manifest
             if self.opts.jitter > 0:
                 time.sleep(random.uniform(0, self.opts.jitter))
-            if not prefetch:
-                self._report("syncing")
             self._event("downloading", version=version, bytes=manifest.bytes)
             started = time.monotonic()
-            with self.client.registry.download_slot(self.name, self.opts.max_concurrent):
-                download_version(self.client.storage, manifest, self.cache.path(version),
-                                 self.client.config["transfer.jobs"], NoProgress(), force=True)
+            timer = None
+            if not prefetch:  # a quick download is not worth a registry write; a slow one is
+                self._downloading = version
+                timer = threading.Timer(self.opts.syncing_after, self._report_syncing, (version,))
+                timer.daemon = True
+                timer.start()
+            try:
+                with self.client.registry.download_slot(self.name, self.opts.max_concurrent):
+                    download_version(self.client.storage, manifest, self.cache.path(version),
+                                     self.client.config["transfer.jobs"], NoProgress(), force=True)
+            finally:
+                if timer is not None:
+                    timer.cancel()
+                    with self._report_lock:
+                        self._downloading = None
             self._verified.add((version, manifest.digest))
             self._event("downloaded", version=version, seconds=round(time.monotonic() - started, 3))
         return manifest

@@ -421,13 +421,13 @@ class ZooKeeperRegistry(Registry):
         return doc
 
     def _read_pointer(self, name: str, deadline: float, what: str, *, watcher: Callable | None = None,
-                      cancel: threading.Event | None = None) -> tuple[Pointer, int | None]:
-        """The pointer (synced: up to date) and the mzxid of its last change (None if absent);
+                      cancel: threading.Event | None = None, sync: bool = True) -> tuple[Pointer, int | None]:
+        """The pointer (with ``sync``: up to date) and the mzxid of its last change (None if absent);
         arms ``watcher``."""
         path = self._pointer(name)
         while True:
             got = self._call(lambda c: c.get_async(path, watch=watcher), deadline, what, missing_ok=True,
-                             cancel=cancel, sync=path)
+                             cancel=cancel, sync=path if sync else None)
             if got is not None:
                 raw, stat = got
                 return Pointer(name, self._parse_pointer(name, path, raw), stat.version), stat.mzxid
@@ -805,9 +805,9 @@ class _ZkWatch(Watch):
     def start(self) -> None:
         self._thread.start()
 
-    def poke(self, *_event: Any) -> None:
-        """Called by kazoo (watch fired) or the connection listener: must not block."""
-        self._events.put(True)
+    def poke(self, *event: Any) -> None:
+        """Called by kazoo (watch fired, with the event) or the connection listener: must not block."""
+        self._events.put("fired" if event else "reconnected")
 
     def stop(self) -> None:
         super().stop()
@@ -817,22 +817,29 @@ class _ZkWatch(Watch):
     def _run(self) -> None:
         last: tuple[int, int | None] | None = None
         dirty, delay = True, 0.05
+        # A read after our own watch fired sees at least that change (a session's view never goes
+        # back), so only the first read and those after a reconnect or an error need a sync.
+        synced = False
         what = f"watching the pointer of {self._name!r}"
         while not self.stopped:
             if not dirty:
-                self._events.get()
+                token = self._events.get()
+                synced = synced and token == "fired"
                 dirty = True
                 continue  # re-check stopped, then read
             try:
                 while True:  # coalesce events already queued
-                    self._events.get_nowait()
+                    token = self._events.get_nowait()
+                    synced = synced and token == "fired"
             except queue.Empty:
                 pass
             dirty = False
             try:
                 with self._reg._errors(what):
                     pointer, mzxid = self._reg._read_pointer(
-                        self._name, self._reg._deadline(), what, watcher=self.poke, cancel=self._stopped)
+                        self._name, self._reg._deadline(), what, watcher=self.poke, cancel=self._stopped,
+                        sync=not synced)
+                synced = True
             except _Stopped:
                 return
             except Unavailable:

@@ -205,3 +205,31 @@ def test_download_slots_cap_concurrency(client):
     for t in threads:
         t.join(30)
     assert peak[0] == 2
+
+
+def test_only_a_slow_download_reports_syncing(lr, make_client, tmp_path, watchers):
+    c = make_client()
+    d = tmp_path / "dir"
+    w = Watcher(c, "lr", d, WatchOptions(syncing_after=30))  # no timing luck: "quick" is certain
+    watchers.append(w)
+    w.start()
+    until(lambda: current(d) == "v1" and w.state == "ready")
+    until(lambda: [r.data["state"] for r in lr.replicas("lr")] == ["ready"])
+    states: list[str] = []
+    update = w._replica.update
+    w._replica.update = lambda **data: (states.append(data["state"]), update(**data))[1]
+
+    lr.promote("lr", "v2")  # a small model: no registry write until it is ready
+    until(lambda: current(d) == "v2" and w.state == "ready")
+    assert states == ["ready"]
+
+    w.opts.syncing_after = 0.05
+    gate = threading.Event()
+    download = c.storage.download
+    c.storage.download = lambda *a, **kw: (gate.wait(20), download(*a, **kw))[1]
+    lr.promote("lr", "v3")
+    until(lambda: [(r.data["state"], r.data["desired"], r.data["loaded"]) for r in lr.replicas("lr")]
+          == [("syncing", "v3", "v2")])
+    gate.set()
+    until(lambda: [(r.data["state"], r.data["loaded"]) for r in lr.replicas("lr")] == [("ready", "v3")])
+    assert states == ["ready", "syncing", "ready"]
