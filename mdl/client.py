@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import random
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mdl import __version__
 from mdl.config import Config, load
@@ -25,7 +24,9 @@ from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate
 from mdl.registry import Registry, open_registry
 from mdl.registry.base import HistoryEntry, Pointer, Replica
 from mdl.storage import StagingEntry, Storage, open_storage
-from mdl.transfer import NoProgress, Progress, download_version, hash_files, upload_files, verify_local
+
+if TYPE_CHECKING:  # the transfer machinery loads only for commands that move bytes (start-up time)
+    from mdl.transfer import Progress
 
 CAS_ATTEMPTS = 50
 
@@ -179,6 +180,8 @@ class Client:
              promote: bool = False, alias: str = DEFAULT_ALIAS, jobs: int | None = None,
              progress: Progress | None = None) -> PushResult:
         """Upload a file or directory as a new immutable version."""
+        from mdl.transfer import NoProgress
+
         validate_name(name)
         if version is not None:
             validate_version(version)
@@ -222,6 +225,8 @@ class Client:
         shape = {(rel, local.stat().st_size) for rel, local in files}
         entries = None
         if shape == {(f.path, f.size) for f in candidate.files}:
+            from mdl.transfer import hash_files
+
             entries = hash_files(files, jobs, progress)
             if digest_of(entries) == candidate.digest:
                 return candidate
@@ -239,6 +244,8 @@ class Client:
         stage = self.storage.stage(name, version)
         published = False
         try:
+            from mdl.transfer import upload_files
+
             entries = upload_files(stage, files, jobs, progress, expected=hashed)
             manifest = Manifest(name=name, version=version, files=entries, digest=digest_of(entries),
                                 created=now_iso(), creator=creator(), mdl_version=__version__,
@@ -273,6 +280,8 @@ class Client:
         if len(versions) <= 1:
             found = [read(v) for v in versions]
         else:
+            from concurrent.futures import ThreadPoolExecutor
+
             with ThreadPoolExecutor(max_workers=min(8, len(versions))) as pool:
                 found = list(pool.map(read, versions))
         return [m for m in found if m is not None]
@@ -408,6 +417,8 @@ class Client:
         version = self.resolve(name, version, alias)
         manifest = self.manifest(name, version)
         target = Path(dest) if dest is not None else Path.cwd() / name
+        from mdl.transfer import NoProgress, download_version, verify_local
+
         changed = not verify_local(target, manifest)
         if changed:
             download_version(self.storage, manifest, target, jobs or self.config["transfer.jobs"],

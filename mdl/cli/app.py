@@ -1,29 +1,39 @@
 """The ``mdl`` command: global options and the list of commands (one module each)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
+
+import importlib
+from typing import Any, Sequence
 
 import typer
 
 from mdl import __version__
-from mdl.cli import (clean, config_cmd, dev_cluster, endpoints, history, list_cmd, promote, pull, push, rollback, serve,
-                     status, watch)
 from mdl.cli.common import state
 from mdl.errors import EXIT_CODE_MEANINGS
 
+# command -> the module that registers it, in the order ``mdl --help`` lists them
+COMMANDS = {
+    "push": "push", "list": "list_cmd", "ls": "list_cmd", "promote": "promote", "rollback": "rollback",
+    "history": "history", "pull": "pull", "watch": "watch", "serve": "serve", "endpoints": "endpoints",
+    "status": "status", "clean": "clean", "config": "config_cmd", "dev-cluster": "dev_cluster",
+}
+# global options that take a value (the others are flags)
+_VALUED = {"--config", "--context", "--storage", "--registry"}
+
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()) + "."
 
-app = typer.Typer(
-    name="mdl",
-    help="Versioned models on HDFS (or a local directory) with pointers in ZooKeeper (or SQLite).",
-    epilog=_EPILOG,
-    no_args_is_help=True,
-    rich_markup_mode=None,
-    pretty_exceptions_enable=False,
-    add_completion=True,
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
+
+def _new_app() -> typer.Typer:
+    return typer.Typer(
+        name="mdl",
+        help="Versioned models on HDFS (or a local directory) with pointers in ZooKeeper (or SQLite).",
+        epilog=_EPILOG,
+        no_args_is_help=True,
+        rich_markup_mode=None,
+        pretty_exceptions_enable=False,
+        add_completion=True,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
 
 
 def _version(value: bool) -> None:
@@ -32,7 +42,6 @@ def _version(value: bool) -> None:
         raise typer.Exit()
 
 
-@app.callback()
 def main(
     ctx: typer.Context,
     config: Annotated[Optional[str], typer.Option(
@@ -56,6 +65,32 @@ def main(
     ctx.call_on_close(st.close)
 
 
-for module in (push, list_cmd, promote, rollback, history, pull, watch, serve, endpoints, status, clean, config_cmd,
-               dev_cluster):
-    module.register(app)
+def make_app(only: str | None = None) -> typer.Typer:
+    """The app with every command, or with only the command ``only`` (the same command line behaves
+    the same; start-up skips importing and building the others)."""
+    new = _new_app()
+    new.callback()(main)
+    modules = [COMMANDS[only]] if only else list(dict.fromkeys(COMMANDS.values()))
+    for module in modules:
+        importlib.import_module(f"mdl.cli.{module}").register(new)
+    return new
+
+
+def command_of(argv: Sequence[str]) -> str | None:
+    """The command an argument list runs, if it names one after only global options."""
+    it = iter(argv)
+    for arg in it:
+        if arg in _VALUED:
+            next(it, None)
+        elif arg == "--debug" or (arg.startswith("--") and arg.split("=", 1)[0] in _VALUED):
+            continue
+        else:
+            return arg if arg in COMMANDS else None
+    return None
+
+
+def __getattr__(name: str) -> Any:
+    if name == "app":  # the full app, built on first use (tests, ``python -m mdl``)
+        globals()["app"] = built = make_app()
+        return built
+    raise AttributeError(name)

@@ -1,7 +1,5 @@
 """mdl clean: remove what pushes that died left in mdl's own staging paths."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

@@ -1,7 +1,5 @@
 """mdl config: the effective configuration and where each value came from."""
 
-from __future__ import annotations
-
 import typer
 
 from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, info, output_format, print_table, state

@@ -1,7 +1,5 @@
 """mdl dev-cluster: a real local HDFS + ZooKeeper cluster on 127.0.0.1 (see mdl.devcluster)."""
 
-from __future__ import annotations
-
 import typer
 
 

@@ -1,7 +1,5 @@
 """mdl endpoints: the URLs of the live servers of a model that can answer now (client-side discovery)."""
 
-from __future__ import annotations
-
 from typing import Annotated, Any, Optional
 
 import typer

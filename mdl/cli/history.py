@@ -1,7 +1,5 @@
 """mdl history: every move of a model's aliases, oldest first."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

@@ -1,7 +1,5 @@
 """mdl list: every model with its aliases, or one model's versions newest first."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

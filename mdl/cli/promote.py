@@ -1,7 +1,5 @@
 """mdl promote: point an alias at a version (compare-and-set, recorded in the history)."""
 
-from __future__ import annotations
-
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer

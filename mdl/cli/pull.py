@@ -1,7 +1,5 @@
 """mdl pull: a verified local copy of a version."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

@@ -1,7 +1,5 @@
 """mdl push: upload a model file or directory as a new immutable version."""
 
-from __future__ import annotations
-
 from typing import Annotated, Optional
 
 import typer

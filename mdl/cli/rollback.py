@@ -1,7 +1,5 @@
 """mdl rollback: return an alias to the version it had before its last promotion."""
 
-from __future__ import annotations
-
 from typing import Annotated
 
 import typer

@@ -1,7 +1,5 @@
 """mdl serve: an HTTP inference server that follows an alias and swaps versions with no downtime."""
 
-from __future__ import annotations
-
 import json
 import re
 import sys

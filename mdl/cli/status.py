@@ -1,7 +1,5 @@
 """mdl status: every live replica of a model, what it holds, and whether it matches its alias."""
 
-from __future__ import annotations
-
 from collections import Counter
 from typing import Annotated
 

@@ -1,7 +1,5 @@
 """mdl watch: the hot-update sidecar that keeps DIR/current on the version an alias names."""
 
-from __future__ import annotations
-
 import json
 import signal
 import sys

@@ -1,0 +1,55 @@
+"""The console script builds only the command it runs: that must not change what a command line does."""
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from mdl.cli.app import COMMANDS, command_of
+
+from ..conftest import MDL
+
+PYTHON = str(Path(MDL).parent / "python")
+
+
+@pytest.mark.parametrize("argv, expected", [
+    (["list"], "list"),
+    (["ls", "lr"], "ls"),
+    (["--debug", "push", "lr", "x"], "push"),
+    (["--storage", "file:///tmp/x", "--registry=sqlite:///tmp/r.db", "pull", "lr"], "pull"),
+    (["--context", "prod", "dev-cluster", "up"], "dev-cluster"),
+    (["--storage", "list"], None),  # "list" is the option's value: no command yet
+    ([], None),
+    (["--help"], None),
+    (["--version"], None),
+    (["-h", "list"], None),
+    (["lsit"], None),  # a typo goes to the full app, which suggests the right name
+])
+def test_command_of(argv, expected):
+    assert command_of(argv) == expected
+
+
+@pytest.mark.parametrize("argv", [
+    ["list", "--help"],
+    ["--debug", "promote", "--help"],
+    ["dev-cluster", "--help"],
+    ["push"],  # missing argument: usage error, exit 2
+    ["pull", "lr", "--no-such-option"],
+    ["lsit"],
+])
+def test_the_console_script_behaves_like_the_full_app(argv, tmp_path):
+    env = {**os.environ, "COLUMNS": "100", "MDL_STORAGE_URL": f"file://{tmp_path}/models",
+           "MDL_REGISTRY_URL": f"sqlite://{tmp_path}/registry.db"}
+    env.pop("_MDL_COMPLETE", None)
+    lazy = subprocess.run([MDL, *argv], env=env, capture_output=True, text=True)
+    full = subprocess.run([PYTHON, "-m", "mdl", *argv], env=env, capture_output=True, text=True)
+    assert (lazy.returncode, lazy.stdout, lazy.stderr) == (full.returncode, full.stdout, full.stderr)
+
+
+def test_every_command_is_registered_by_its_module():
+    from mdl.cli.app import make_app
+
+    for name in COMMANDS:
+        names = [c.name for c in make_app(name).registered_commands]
+        assert name in names, name
