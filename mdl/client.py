@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from mdl import __version__
 from mdl.config import Config, load
-from mdl.errors import (CasConflict, Conflict, IntegrityError, InvalidInput, MdlError, NotFound, Timeout,
-                        VersionExists)
+from mdl.errors import (CasConflict, Conflict, IntegrityError, InvalidInput, MdlError, NotFound, PermissionDenied,
+                        Timeout, VersionExists)
 from mdl.manifest import Manifest, creator, detect_format, digest_of, now_iso, scan_source, FORMATS
 from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate_alias, validate_name, validate_version
 from mdl.registry import Registry, open_registry
@@ -163,10 +163,23 @@ class Client:
 
     # -- versions -------------------------------------------------------------------------------
 
-    def manifest(self, name: str, version: str) -> Manifest:
-        """The manifest of a complete version; NotFound if there is no such version."""
+    def manifest(self, name: str, version: str, *, from_registry: bool = False) -> Manifest:
+        """The manifest of a complete version; NotFound if there is no such version.
+
+        ``from_registry``: use the copy the registry keeps of a promoted version if there is one
+        (one registry read instead of storage round trips; every file is still checked against it).
+        """
         validate_name(name)
         validate_version(version)
+        if from_registry:
+            data = self.registry.get_manifest(name, version)
+            if data is not None:
+                try:
+                    m = Manifest.from_json(data, where=f"registry copy of the manifest of {name}/{version}")
+                except IntegrityError:
+                    m = None  # a damaged copy: storage has the original
+                if m is not None and (m.name, m.version) == (name, version):
+                    return m
         try:
             return self.storage.read_manifest(name, version)
         except NotFound:
@@ -332,8 +345,17 @@ class Client:
         With ``expect``, move only if the alias currently points there (exit 4 otherwise).
         """
         validate_alias(alias)
-        self.manifest(name, version)  # a pointer may only name a complete, existing version
+        m = self.manifest(name, version)  # a pointer may only name a complete, existing version
+        self._keep_manifest(m)
         return self._move(name, alias, lambda p: version, "promote", expect)
+
+    def _keep_manifest(self, m: Manifest) -> None:
+        """Before a pointer names a version, the registry gets a copy of its manifest: the fleet
+        that follows reads it there (see ``manifest(from_registry=True)``)."""
+        try:
+            self.registry.put_manifest(m.name, m.version, m.to_json())
+        except PermissionDenied:
+            pass  # the move itself reports the ACL
 
     def rollback(self, name: str, *, alias: str = DEFAULT_ALIAS) -> MoveResult:
         """Return ``alias`` to the value it had before its last promotion."""
@@ -345,7 +367,7 @@ class Client:
             if to is None:
                 raise NotFound(f"{name}:{alias} has no earlier version to roll back to",
                                hint=f"see the moves with: mdl history {name}")
-            self.manifest(name, to)
+            self._keep_manifest(self.manifest(name, to))
             return to
 
         return self._move(name, alias, target, "rollback", None)

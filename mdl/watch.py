@@ -288,7 +288,7 @@ class Watcher:
         local = self.cache.manifest(version)
         if local is not None and (version, local.digest) in self._verified and self.cache.path(version).is_dir():
             return local  # versions are immutable: a copy this process verified needs no storage round trip
-        manifest = self.client.manifest(self.name, version)
+        manifest = self.client.manifest(self.name, version, from_registry=True)
         with self._fetch_lock:  # prefetch and reconcile never download one version twice at once
             if self._is_verified(version, manifest):
                 return manifest

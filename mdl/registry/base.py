@@ -73,6 +73,7 @@ class ReplicaHandle(ABC):
 
 
 PointerCallback = Callable[[Pointer], None]
+MANIFEST_COPY_MAX = 256 * 1024  # well under ZooKeeper's 1 MiB node limit
 log = logging.getLogger("mdl.registry")
 
 
@@ -114,6 +115,15 @@ class Registry(ABC):
 
     @abstractmethod
     def list_replicas(self, name: str) -> list[Replica]: ...
+
+    def put_manifest(self, name: str, version: str, data: bytes) -> None:
+        """Keep a copy of a version's manifest beside its pointer (idempotent: versions are immutable),
+        so a fleet switching to that version reads it here rather than from storage. A cache: a
+        backend may keep none, and a copy larger than MANIFEST_COPY_MAX is not kept."""
+
+    def get_manifest(self, name: str, version: str) -> bytes | None:
+        """The copy kept by ``put_manifest``, or None."""
+        return None
 
     def download_slot(self, name: str, limit: int) -> ContextManager[None]:
         """Hold one of ``limit`` download slots for a model across the fleet (no cap if ``limit`` <= 0)."""

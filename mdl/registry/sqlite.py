@@ -23,7 +23,8 @@ from mdl.errors import CasConflict, ConfigError, Unavailable
 from mdl.manifest import now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
-    NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch, deliver,
+    MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,
+    deliver,
 )
 
 POLL_SECONDS = 0.05
@@ -36,6 +37,8 @@ CREATE INDEX IF NOT EXISTS history_model ON history (model, seq);
 CREATE TABLE IF NOT EXISTS slots (
     model TEXT NOT NULL, holder TEXT NOT NULL, host TEXT NOT NULL, pid INTEGER NOT NULL,
     pid_start TEXT NOT NULL, PRIMARY KEY (model, holder));
+CREATE TABLE IF NOT EXISTS manifests (
+    model TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (model, version));
 CREATE TABLE IF NOT EXISTS replicas (
     model TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, host TEXT NOT NULL,
     pid INTEGER NOT NULL, pid_start TEXT NOT NULL, PRIMARY KEY (model, id));
@@ -132,6 +135,17 @@ class SqliteRegistry(Registry):
             except sqlite3.Error as exc:
                 raise Unavailable(f"registry {str(self.path)!r}: {exc}") from None
         return Pointer(name, doc, new_rev)
+
+    def put_manifest(self, name: str, version: str, data: bytes) -> None:
+        validate_name(name)
+        if len(data) <= MANIFEST_COPY_MAX:
+            self._query("INSERT OR IGNORE INTO manifests (model, version, data) VALUES (?, ?, ?)",
+                        (name, version, data))
+
+    def get_manifest(self, name: str, version: str) -> bytes | None:
+        validate_name(name)
+        rows = self._query("SELECT data FROM manifests WHERE model = ? AND version = ?", (name, version))
+        return bytes(rows[0][0]) if rows else None
 
     def history(self, name: str) -> list[HistoryEntry]:
         validate_name(name)

@@ -76,7 +76,8 @@ from mdl.errors import (
 from mdl.manifest import now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
-    NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch, deliver,
+    MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,
+    deliver,
 )
 
 try:
@@ -228,6 +229,9 @@ class ZooKeeperRegistry(Registry):
 
     def _history(self, name: str) -> str:
         return f"{self.chroot}/models/{name}/history"
+
+    def _manifests_dir(self, name: str) -> str:
+        return f"{self.chroot}/models/{name}/manifests"
 
     def _replicas_dir(self, name: str) -> str:
         return f"{self.chroot}/models/{name}/replicas"
@@ -553,6 +557,28 @@ class ZooKeeperRegistry(Registry):
             except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
                 log.warning("skipping unreadable history entry %s/%s", path, node)
         return entries
+
+    def put_manifest(self, name: str, version: str, data: bytes) -> None:
+        validate_name(name)
+        if len(data) > MANIFEST_COPY_MAX:
+            return
+        what = f"keeping the manifest of {name}/{version}"
+        path = f"{self._manifests_dir(name)}/{version}"
+        deadline = self._deadline()
+        with self._errors(what):
+            self._ensure_path(self._manifests_dir(name), deadline, what)
+            try:
+                self._call(lambda c: c.create_async(path, data, acl=self._acl), deadline, what)
+            except NodeExistsError:
+                pass
+
+    def get_manifest(self, name: str, version: str) -> bytes | None:
+        validate_name(name)
+        what = f"reading the manifest copy of {name}/{version}"
+        path = f"{self._manifests_dir(name)}/{version}"
+        with self._errors(what):
+            got = self._call(lambda c: c.get_async(path), self._deadline(), what, missing_ok=True)
+        return got[0] if got is not None else None
 
     def list_models(self) -> list[str]:
         what = "listing the models"

@@ -14,7 +14,8 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from mdl.errors import CasConflict, Conflict, NotFound
-from mdl.registry.base import NO_REVISION
+from mdl.manifest import Manifest
+from mdl.registry.base import MANIFEST_COPY_MAX, NO_REVISION
 
 from .test_storage_contract import make_model
 
@@ -212,3 +213,25 @@ def test_a_replica_disappears_when_its_process_dies(backend_env, make_client):
 def test_pointer_document_is_json_any_reader_understands(client, versions):
     client.promote("lr", "v2")
     assert json.loads(json.dumps(client.pointer("lr").aliases)) == {"latest": "v2"}
+
+
+def test_promote_keeps_a_manifest_copy_the_fleet_reads(make_client, versions):
+    admin, reader = make_client(), make_client()
+    assert reader.registry.get_manifest("lr", "v2") is None
+    admin.promote("lr", "v2")
+    stored = admin.storage.read_manifest("lr", "v2")
+    assert Manifest.from_json(reader.registry.get_manifest("lr", "v2")) == stored
+    assert reader.manifest("lr", "v2", from_registry=True) == stored
+    admin.promote("lr", "v3")
+    admin.rollback("lr")  # back to v2: its copy is kept, not written twice
+    assert Manifest.from_json(reader.registry.get_manifest("lr", "v2")) == stored
+
+
+def test_a_copy_that_does_not_fit_or_does_not_match_falls_back_to_storage(make_client, versions):
+    c = make_client()
+    c.registry.put_manifest("lr", "v1", b"x" * (MANIFEST_COPY_MAX + 1))
+    assert c.registry.get_manifest("lr", "v1") is None
+    c.registry.put_manifest("lr", "v2", b"{not json")
+    c.registry.put_manifest("lr", "v3", c.storage.read_manifest("lr", "v1").to_json())  # another version's
+    assert c.manifest("lr", "v2", from_registry=True) == c.storage.read_manifest("lr", "v2")
+    assert c.manifest("lr", "v3", from_registry=True) == c.storage.read_manifest("lr", "v3")
