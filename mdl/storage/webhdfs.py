@@ -29,9 +29,10 @@ Transfers and failures
 ----------------------
 Data never passes through the NameNode: ``CREATE``/``OPEN`` are asked with ``noredirect=true`` and
 the data goes to the DataNode ``Location``, so a DataNode this client cannot reach is named in the
-error (its ``host:port``) with a hint about ``dfs.datanode.hostname`` and the network. Uploads stream
-the local file in 1 MiB chunks (chunked encoding), hashing as they go; a failed upload rewrites the
-whole private staging file (``overwrite=true``), idempotent by construction. Reads are ranged
+error (its ``host:port``) with a hint about ``dfs.datanode.hostname`` and the network. Uploads send
+the local file with its ``Content-Length`` (not chunked) from one reused 1 MiB buffer, hashing each
+chunk before it is sent, so the digest is that of the bytes sent; a failed upload rewrites the whole
+private staging file (``overwrite=true``), idempotent by construction. Reads are ranged
 ``OPEN`` requests (``offset``/``length``, never at or past the end) that resume where they broke;
 large files are downloaded in several ranges in parallel into a preallocated file. After a DataNode
 fails to answer, the next attempt passes ``excludedatanodes=<ip>:<xferPort>`` (the NameNode wants the
@@ -60,7 +61,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Any, Generator, Iterator
 from urllib.parse import quote, urlparse
 
 from mdl.errors import (
@@ -616,11 +617,8 @@ class WebHdfsStorage(Storage):
         return Unavailable(f"lost the connection to HDFS DataNode {e.address} while trying to {verb} "
                            f"{what or path}: {e.detail} ({attempts} attempt(s))", hint=DATANODE_HINT)
 
-    def _create(self, path: str, body: Callable[[], Any], what: str | None = None) -> None:
-        """Write ``path`` (overwriting it) in the two WebHDFS steps; retried as a whole.
-
-        ``body()`` gives fresh data for each attempt (bytes or an iterator of chunks).
-        """
+    def _create(self, path: str, data: "bytes | _FileBody", what: str | None = None) -> None:
+        """Write ``path`` (overwriting it) in the two WebHDFS steps; retried as a whole (``data`` is sent again)."""
         exclude: list[str] = []
         attempt = 0
         while True:
@@ -635,9 +633,11 @@ class WebHdfsStorage(Storage):
                 continue
             location = self._location(resp, "CREATE", path)
             try:
-                self._dn("PUT", location, data=body()).close()
+                self._dn("PUT", location, data=data).close()
                 return
             except _DataNodeError as e:
+                if isinstance(data, _FileBody):
+                    data.close()  # an attempt abandoned mid-body: close its file now
                 attempt += 1
                 if not e.retriable or attempt > self.retries:
                     raise self._dn_failure(e, "write", path, what, attempt) from None
@@ -941,6 +941,55 @@ class WebHdfsReader(io.RawIOBase):
         super().close()
 
 
+class _FileBody:
+    """The first ``size`` bytes of a local file as a request body of known length (``Content-Length``).
+
+    Each iteration (one per attempt of :meth:`WebHdfsStorage._create`) reads the file again into one
+    reused buffer, hashing each chunk before it is sent: ``sha256`` is that of the bytes sent by the last
+    complete iteration. ``on_bytes`` hears of each byte once, however many attempts.
+    """
+
+    def __init__(self, local: Path, size: int, on_bytes: OnBytes | None) -> None:
+        self.local, self.size, self.on_bytes = local, size, on_bytes
+        self.sha256 = ""
+        self._reported = 0
+        self._it: Generator[memoryview, None, None] | None = None
+
+    def __len__(self) -> int:
+        return self.size
+
+    def __iter__(self) -> Iterator[memoryview]:
+        self.close()
+        self._it = self._chunks()
+        return self._it
+
+    def close(self) -> None:
+        if self._it is not None:
+            self._it.close()
+            self._it = None
+
+    def _chunks(self) -> Generator[memoryview, None, None]:
+        h = hashlib.sha256()
+        buf = memoryview(bytearray(CHUNK))  # sent before the next read: one buffer is enough
+        sent = 0
+        try:
+            with open(self.local, "rb", buffering=0) as f:
+                while sent < self.size:
+                    n = f.readinto(buf[: self.size - sent])
+                    if not n:
+                        raise MdlError(f"{str(self.local)!r} shrank while it was being pushed",
+                                       hint="push again once the file is complete")
+                    sent += n
+                    if self.on_bytes and sent > self._reported:
+                        self.on_bytes(sent - self._reported)
+                        self._reported = sent
+                    h.update(buf[:n])
+                    yield buf[:n]
+            self.sha256 = h.hexdigest()
+        except OSError as exc:  # a local failure, not the network's: never retried as a DataNode error
+            raise MdlError(f"cannot read {str(self.local)!r}: {exc.strerror or exc}") from None
+
+
 class WebHdfsStage(Stage):
     """A push in progress under ``<root>/<name>/.mdl-staging/<version>.<pid>.<token>``."""
 
@@ -954,41 +1003,18 @@ class WebHdfsStage(Stage):
 
     def upload(self, rel: str, local: Path, on_bytes: OnBytes | None = None) -> str:
         rel = _check_rel(rel)
-        path = posixpath.join(self.path, rel)
-        state = {"sha": "", "reported": 0}
-
-        def body() -> Iterable[bytes] | bytes:
-            try:
-                f = open(local, "rb")
-            except OSError as exc:
-                raise MdlError(f"cannot read {str(local)!r}: {exc.strerror}") from None
-            if os.fstat(f.fileno()).st_size == 0:
-                f.close()
-                state["sha"] = hashlib.sha256().hexdigest()
-                return b""
-            return self._chunks(f, state, on_bytes)
-
-        self._s._create(path, body, what=f"{self.name}/{self.version}/{rel} (staged)")
-        return state["sha"]
-
-    @staticmethod
-    def _chunks(f: Any, state: dict, on_bytes: OnBytes | None) -> Iterator[bytes]:
-        """The file in chunks, hashed as sent; bytes already reported by an earlier attempt are not re-reported."""
-        h = hashlib.sha256()
-        sent = 0
-        with f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-                sent += len(chunk)
-                if on_bytes and sent > state["reported"]:
-                    on_bytes(sent - state["reported"])
-                    state["reported"] = sent
-                yield chunk
-        state["sha"] = h.hexdigest()
+        try:
+            size = os.stat(local).st_size
+        except OSError as exc:
+            raise MdlError(f"cannot read {str(local)!r}: {exc.strerror}") from None
+        body = _FileBody(local, size, on_bytes)
+        self._s._create(posixpath.join(self.path, rel), body if size else b"",
+                        what=f"{self.name}/{self.version}/{rel} (staged)")
+        return body.sha256 if size else hashlib.sha256().hexdigest()
 
     def write_manifest(self, manifest: Manifest) -> None:
         data = manifest.to_json()
-        self._s._create(posixpath.join(self.path, MANIFEST_NAME), lambda: data,
+        self._s._create(posixpath.join(self.path, MANIFEST_NAME), data,
                         what=f"manifest of {self.name}/{self.version} (staged)")
         self._manifest = data
 

@@ -278,6 +278,27 @@ def test_a_read_that_breaks_off_resumes_at_its_offset(storage, tmp_path):
     assert len(offsets) == 2
 
 
+def test_uploads_send_a_content_length_and_hash_what_was_sent(storage, tmp_path):
+    sizes = {"big.bin": 2 * 1024 * 1024 + 5, "small.bin": 10, "empty": 0}
+    sent: list[tuple[str, str | None, str | None]] = []
+    real = storage._dn
+
+    def dn(method, url, **kw):
+        resp = real(method, url, **kw)
+        if method == "PUT":
+            h = resp.request.headers
+            sent.append((url.split("?")[0].rsplit("/", 1)[1], h.get("Content-Length"), h.get("Transfer-Encoding")))
+        return resp
+
+    storage._dn = dn
+    files = {rel: os.urandom(n) for rel, n in sizes.items()}
+    m = push(storage, tmp_path, "m", "v1", files)  # push() checks every sha256 against the local bytes
+    assert sorted(sent) == sorted([(rel, str(n), None) for rel, n in sizes.items()]
+                                  + [(MANIFEST_NAME, str(len(m.to_json())), None)])
+    for rel, data in files.items():
+        assert storage.read_bytes("m", "v1", rel) == data
+
+
 def test_a_failed_upload_is_rewritten_whole_and_progress_counts_once(storage, tmp_path):
     data = os.urandom(2 * 1024 * 1024 + 5)
     real = storage._dn

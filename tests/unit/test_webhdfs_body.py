@@ -1,0 +1,60 @@
+"""The WebHDFS upload body (no cluster needed): a file of known length, read into one reused buffer, hashed."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import pytest
+
+from mdl.errors import MdlError
+from mdl.storage.webhdfs import _FileBody
+
+
+def test_a_file_body_has_a_length_and_gives_the_file_from_one_reused_buffer(tmp_path):
+    data = os.urandom(3 * 1024 * 1024 + 5)
+    (tmp_path / "f").write_bytes(data)
+    reported: list[int] = []
+    body = _FileBody(tmp_path / "f", len(data), reported.append)
+    assert len(body) == len(data)  # requests sends Content-Length, not chunks
+    chunks, buffers = [], set()
+    for view in body:
+        assert isinstance(view, memoryview)
+        buffers.add(id(view.obj))
+        chunks.append(bytes(view))  # a view is valid until the next one is asked for
+    assert b"".join(chunks) == data and len(chunks) == 4
+    assert len(buffers) == 1  # no allocation per chunk
+    assert body.sha256 == hashlib.sha256(data).hexdigest()
+    assert sum(reported) == len(data)
+
+
+def test_a_file_body_sent_again_hashes_again_and_reports_each_byte_once(tmp_path):
+    data = os.urandom(2 * 1024 * 1024 + 1)
+    (tmp_path / "f").write_bytes(data)
+    reported: list[int] = []
+    body = _FileBody(tmp_path / "f", len(data), reported.append)
+    next(iter(body))  # an attempt that broke off after one chunk...
+    assert body.sha256 == ""
+    assert b"".join(bytes(v) for v in body) == data  # ...and the next one, from the start
+    assert body.sha256 == hashlib.sha256(data).hexdigest()
+    assert sum(reported) == len(data)
+
+
+def test_an_abandoned_attempt_is_closed(tmp_path):
+    (tmp_path / "f").write_bytes(b"x" * 3 * 1024 * 1024)
+    body = _FileBody(tmp_path / "f", 3 * 1024 * 1024, None)
+    it = iter(body)
+    next(it)
+    body.close()
+    with pytest.raises(StopIteration):
+        next(it)  # its file is closed
+
+
+def test_a_file_body_sends_its_length_only_and_fails_if_the_file_shrank(tmp_path):
+    (tmp_path / "f").write_bytes(b"abcdef")
+    body = _FileBody(tmp_path / "f", 4, None)  # the file grew after its size was taken
+    assert b"".join(bytes(v) for v in body) == b"abcd" and body.sha256 == hashlib.sha256(b"abcd").hexdigest()
+    with pytest.raises(MdlError, match="shrank while it was being pushed"):
+        list(_FileBody(tmp_path / "f", 10, None))
+    with pytest.raises(MdlError, match="cannot read"):  # a local failure, not retried as the network's
+        list(_FileBody(tmp_path / "missing", 10, None))
