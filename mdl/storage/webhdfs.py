@@ -32,11 +32,13 @@ the data goes to the DataNode ``Location``, so a DataNode this client cannot rea
 error (its ``host:port``) with a hint about ``dfs.datanode.hostname`` and the network. Uploads send
 the local file with its ``Content-Length`` (not chunked) from one reused 1 MiB buffer, hashing each
 chunk before it is sent, so the digest is that of the bytes sent; a failed upload rewrites the whole
-private staging file (``overwrite=true``), idempotent by construction. Reads are ranged
-``OPEN`` requests (``offset``/``length``, never at or past the end) that resume where they broke;
-large files are downloaded in several ranges in parallel into a preallocated file. After a DataNode
-fails to answer, the next attempt passes ``excludedatanodes=<ip>:<xferPort>`` (the NameNode wants the
-transfer address, learnt from the NameNode's JMX ``LiveNodes`` or ``GET_BLOCK_LOCATIONS``).
+private staging file (``overwrite=true``), idempotent by construction. Reads are ranged ``OPEN``
+requests (``offset``/``length``, never at or past the end) that resume where they broke; a file is
+downloaded in one stream, received straight into a reused buffer, hashed and written as it arrives
+(``max_parts`` > 1: parallel ranges, hashed afterwards). No hashing thread: on a busy machine it
+only adds hand-offs; parallelism comes from transferring files concurrently (``-j``). After a
+DataNode fails to answer, the next attempt passes ``excludedatanodes=<ip>:<xferPort>`` (the NameNode
+wants the transfer address, learnt from the NameNode's JMX ``LiveNodes`` or ``GET_BLOCK_LOCATIONS``).
 
 Only idempotent steps (status, listing, reads, staging-file rewrites, ``MKDIRS``, ``DELETE`` of staging)
 are retried, with exponential backoff and jitter, at most ``storage.retries`` times and within
@@ -48,6 +50,7 @@ from __future__ import annotations
 
 import getpass
 import hashlib
+import http.client
 import io
 import json
 import logging
@@ -61,7 +64,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Generator, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
 from urllib.parse import quote, urlparse
 
 from mdl.errors import (
@@ -149,7 +152,7 @@ def _describe(exc: BaseException) -> str:
 
     if isinstance(exc, requests.exceptions.ConnectTimeout):
         return "connection timed out"
-    if isinstance(exc, requests.exceptions.ReadTimeout) or "Read timed out" in str(exc):
+    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or "Read timed out" in str(exc):
         return "no answer in time (read timed out)"
     text = str(exc)
     for needle, label in (("Connection refused", "connection refused"),
@@ -273,10 +276,13 @@ class WebHdfsStorage(Storage):
     blocksize: int | None = None
     #: replication of files written (None: the cluster's ``dfs.replication``).
     replication: int | None = None
-    #: files of at least ``2 * range_min`` bytes are downloaded in ranges of at least this size...
+    #: with ``max_parts`` > 1, files of at least ``2 * range_min`` bytes are downloaded in ranges of at
+    #: least this size...
     range_min: int = 16 * 1024 * 1024
-    #: ...by at most this many parallel ranged reads per file.
-    max_parts: int = 4
+    #: ...by at most this many parallel ranged reads per file, hashed after the download (one pass more
+    #: over the file). 1: one stream per file, hashed as it arrives (fastest unless one DataNode stream
+    #: is slower than the disk and the hashing).
+    max_parts: int = 1
     backoff_base: float = 0.25
     backoff_max: float = 4.0
 
@@ -311,6 +317,7 @@ class WebHdfsStorage(Storage):
         session.mount("http://", adapter)
         session.mount("https://", adapter)
         session.headers["Content-Type"] = "application/octet-stream"  # HttpFS wants it on writes
+        session.headers["Accept-Encoding"] = "identity"  # bodies are read straight from the socket
         # requests re-reads proxy variables from os.environ on every request (about 1 ms of CPU each);
         # skip that unless a proxy is configured at all.
         session.trust_env = any(k.lower().endswith("_proxy") for k in os.environ)
@@ -715,7 +722,7 @@ class WebHdfsStorage(Storage):
 
     def download(self, name: str, version: str, entry: FileEntry, dest: Path,
                  on_bytes: OnBytes | None = None) -> str:
-        """Copy one file to ``dest``; large files in parallel ranges. Returns the sha256 of ``dest``."""
+        """Copy one file to ``dest``, hashing it on the way. Returns the sha256 of ``dest``."""
         path, what = self._file(name, version, entry.path)
         try:
             return self._download(path, what, entry.size, dest, on_bytes)
@@ -731,23 +738,19 @@ class WebHdfsStorage(Storage):
             raise
 
     def _download(self, path: str, what: str, length: int, dest: Path, on_bytes: OnBytes | None) -> str:
-        lock = threading.Lock()
-
-        def report(n: int) -> None:
-            if on_bytes:
-                with lock:
-                    on_bytes(n)
-
         parts = min(self.max_parts, length // max(1, self.range_min)) if length >= 2 * self.range_min else 1
         if parts <= 1:
             h = hashlib.sha256()
+            buf = memoryview(bytearray(CHUNK))
             with open(dest, "wb") as out, self._reader(path, 0, length, what) as src:
-                while chunk := src.read(CHUNK):
-                    h.update(chunk)
-                    out.write(chunk)
-                    report(len(chunk))
+                while n := src.readinto(buf):
+                    h.update(buf[:n])
+                    out.write(buf[:n])
+                    if on_bytes:
+                        on_bytes(n)
             return h.hexdigest()
 
+        lock = threading.Lock()
         size = -(-length // parts)
         spans = [(off, min(length, off + size)) for off in range(0, length, size)]
         with open(dest, "wb") as out:
@@ -759,11 +762,14 @@ class WebHdfsStorage(Storage):
 
         def fetch(span: tuple[int, int]) -> None:
             start, end = span
+            buf = memoryview(bytearray(CHUNK))
             with open(dest, "r+b") as out, self._reader(path, start, end, what) as src:
                 out.seek(start)
-                while not stop.is_set() and (chunk := src.read(CHUNK)):
-                    out.write(chunk)
-                    report(len(chunk))
+                while not stop.is_set() and (n := src.readinto(buf)):
+                    out.write(buf[:n])
+                    if on_bytes:
+                        with lock:
+                            on_bytes(n)
 
         with ThreadPoolExecutor(max_workers=len(spans), thread_name_prefix="mdl-range") as pool:
             futures = [pool.submit(fetch, s) for s in spans]
@@ -865,6 +871,7 @@ class WebHdfsReader(io.RawIOBase):
         self._s, self._path, self._what = storage, path, what
         self._pos, self._end = start, end
         self._resp: "requests.Response | None" = None
+        self._recv: Callable[[memoryview], int] | None = None  # readinto of the response body
         self._addr = ""
         self._exclude: list[str] = []
         self._failures = 0
@@ -879,20 +886,23 @@ class WebHdfsReader(io.RawIOBase):
         location = self._s._location(resp, "OPEN", self._path)
         self._addr = _hostport(location)
         self._resp = self._s._dn("GET", location, stream=True)
+        # http.client's response fills our buffer straight from the socket; urllib3's would read into a
+        # new bytes object and copy it (the body is not encoded: Accept-Encoding is identity).
+        fp = getattr(self._resp.raw, "_fp", None)
+        self._recv = fp.readinto if isinstance(fp, http.client.HTTPResponse) else self._resp.raw.readinto
 
     def _drop(self) -> None:
         if self._resp is not None:
             self._resp.close()
             self._resp = None
 
-    def read(self, n: int | None = -1) -> bytes:
-        if n is None or n < 0:
-            return self.readall()
+    def readinto(self, b: Any) -> int:
         if self.closed:
             raise ValueError("read of a closed file")
-        n = min(n, self._end - self._pos)
-        if n <= 0:
-            return b""
+        view = memoryview(b).cast("B")
+        view = view[: max(0, min(len(view), self._end - self._pos))]
+        if not view:
+            return 0
         while True:
             try:
                 if self._resp is None:
@@ -903,16 +913,16 @@ class WebHdfsReader(io.RawIOBase):
                             raise
                         self._exclude.clear()  # every replica excluded: let the NameNode choose again
                         raise _DataNodeError(self._addr or "?", exc.message) from None
-                assert self._resp is not None
+                assert self._recv is not None
                 try:
-                    chunk = self._resp.raw.read(n, decode_content=True)
-                except Exception as exc:  # urllib3/socket errors mid-stream: resume at self._pos
+                    n = self._recv(view)
+                except Exception as exc:  # socket/http errors mid-stream: resume at self._pos
                     raise _DataNodeError(self._addr, _describe(exc)) from None
-                if not chunk:
+                if not n:
                     raise _DataNodeError(self._addr, f"stream ended {self._end - self._pos} bytes early")
-                self._pos += len(chunk)
+                self._pos += n
                 self._failures = 0
-                return chunk
+                return n
             except _DataNodeError as e:
                 self._drop()
                 self._failures += 1
@@ -926,15 +936,11 @@ class WebHdfsReader(io.RawIOBase):
                 time.sleep(self._s._backoff(self._failures))
 
     def readall(self) -> bytes:
-        buf = bytearray()
-        while chunk := self.read(CHUNK):
-            buf += chunk
+        buf = bytearray(max(0, self._end - self._pos))
+        view, got = memoryview(buf), 0
+        while n := self.readinto(view[got:got + CHUNK]):  # a break loses at most one chunk's progress
+            got += n
         return bytes(buf)
-
-    def readinto(self, b: Any) -> int:
-        data = self.read(len(b))
-        b[: len(data)] = data
-        return len(data)
 
     def close(self) -> None:
         self._drop()

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
+import struct
 import threading
 import time
 import uuid
@@ -245,37 +247,122 @@ def test_multi_block_file_roundtrip_with_parallel_ranged_download(storage, tmp_p
     assert [(s, e) for f, s, e in spans if f == "empty"] == [(0, 0)]
 
 
-def test_a_read_that_breaks_off_resumes_at_its_offset(storage, tmp_path):
+class CuttingProxy:
+    """A TCP proxy in front of the DataNodes: the first response body it relays breaks off after ``cut``
+    bytes, by a clean close (``eof``) or a reset (``reset``); later connections pass untouched."""
+
+    def __init__(self, cut: int, how: str) -> None:
+        self.cut, self.how, self.cuts = cut, how, 0
+        self.target: tuple[str, int] | None = None
+        self._server = socket.create_server(("127.0.0.1", 0))
+        self.port = self._server.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def route(self, storage: WebHdfsStorage) -> list[int]:
+        """Send every ``OPEN`` of ``storage`` through the proxy; returns the offsets asked for, in order."""
+        offsets: list[int] = []
+        real_nn, real_location = storage._nn, storage._location
+
+        def nn(method, path, op, **kw):
+            if op == "OPEN":
+                offsets.append(kw["offset"])
+            return real_nn(method, path, op, **kw)
+
+        def location(resp, op, path):
+            loc = real_location(resp, op, path)
+            if op != "OPEN":
+                return loc
+            scheme, _, rest = loc.partition("://")
+            hostport, _, tail = rest.partition("/")
+            host, port = hostport.rsplit(":", 1)
+            self.target = (host, int(port))
+            return f"{scheme}://127.0.0.1:{self.port}/{tail}"
+
+        storage._nn, storage._location = nn, location
+        return offsets
+
+    def close(self) -> None:
+        self._server.close()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                client, _ = self._server.accept()
+            except OSError:
+                return
+            threading.Thread(target=self._relay, args=(client,), daemon=True).start()
+
+    def _relay(self, client: socket.socket) -> None:
+        """One GET (the DataNode answers ``connection: close``): the request head up, the answer down."""
+        assert self.target is not None
+        upstream = socket.create_connection(self.target)
+        cut = self.cut if self.cuts == 0 else None
+        self.cuts += 1
+        head, body = b"", None
+        try:
+            while b"\r\n\r\n" not in head and (data := client.recv(65536)):
+                head += data
+            upstream.sendall(head)
+            head = b""
+            while data := upstream.recv(65536):
+                if body is None:  # still in the response head
+                    head += data
+                    if b"\r\n\r\n" not in head:
+                        continue
+                    head, _, data = head.partition(b"\r\n\r\n")
+                    client.sendall(head + b"\r\n\r\n")
+                    body = 0
+                if cut is not None and body + len(data) >= cut:
+                    client.sendall(data[: cut - body])
+                    if self.how == "reset":
+                        client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                    break
+                client.sendall(data)
+                body += len(data)
+        except OSError:
+            pass
+        finally:
+            client.close()
+            upstream.close()
+
+
+@pytest.fixture
+def proxy(request):
+    p = CuttingProxy(*request.param)
+    yield p
+    p.close()
+
+
+CUT = 1024 * 1024 + 12345
+
+
+@pytest.mark.parametrize("proxy", [(CUT, "eof"), (CUT, "reset")], indirect=True, ids=["eof", "reset"])
+def test_a_read_that_breaks_off_resumes_at_its_offset(storage, tmp_path, proxy):
     data = os.urandom(3 * 1024 * 1024 + 17)
-    m = push(storage, tmp_path, "m", "v1", {"f.bin": data})
-    offsets: list[int] = []
-    real_nn, real_dn = storage._nn, storage._dn
-
-    def nn(method, path, op, **kw):
-        if op == "OPEN":
-            offsets.append(kw["offset"])
-        return real_nn(method, path, op, **kw)
-
-    def dn(method, url, **kw):
-        resp = real_dn(method, url, **kw)
-        if method == "GET" and len(offsets) == 1:
-            raw_read, n = resp.raw.read, [0]
-
-            def read(amt=None, **k):
-                n[0] += 1
-                if n[0] > 1:
-                    raise requests.exceptions.ChunkedEncodingError("Connection broken: IncompleteRead (simulated)")
-                return raw_read(amt, **k)
-
-            resp.raw.read = read
-        return resp
-
-    storage._nn, storage._dn = nn, dn
+    push(storage, tmp_path, "m", "v1", {"f.bin": data})
+    offsets = proxy.route(storage)
     with storage.open("m", "v1", "f.bin") as f:
         got = f.read()
     assert got == data
-    assert offsets[0] == 0 and offsets[1] == 1024 * 1024  # resumed after the one chunk it had
-    assert len(offsets) == 2
+    assert len(offsets) == 2 and offsets[0] == 0
+    # resumed where the stream ended (a reset also drops what the client had not read yet)
+    assert offsets[1] == CUT if proxy.how == "eof" else offsets[1] <= CUT
+
+
+@pytest.mark.parametrize("proxy", [(CUT, "eof"), (CUT, "reset")], indirect=True, ids=["eof", "reset"])
+def test_a_download_is_one_stream_hashed_as_it_arrives_and_resumes_mid_stream(storage, tmp_path, proxy):
+    storage.blocksize = 256 * 1024  # a multi-block file, large enough for ranges if max_parts allowed them
+    storage.range_min = 256 * 1024
+    data = os.urandom(3 * 1024 * 1024 + 17)
+    m = push(storage, tmp_path, "m", "v1", {"f.bin": data})
+    offsets = proxy.route(storage)
+    seen: list[int] = []
+    dest = tmp_path / "out.bin"
+    assert storage.max_parts == 1
+    assert storage.download("m", "v1", m.files[0], dest, seen.append) == m.files[0].sha256
+    assert dest.read_bytes() == data
+    assert sum(seen) == len(data)  # every byte reported once, the resumed ones too
+    assert len(offsets) == 2 and offsets[0] == 0 and offsets[1] <= CUT  # one stream, resumed once
 
 
 def test_uploads_send_a_content_length_and_hash_what_was_sent(storage, tmp_path):
