@@ -138,6 +138,10 @@ def measure_prefetch(client, env: dict, work: Path, n: int, size_mib: int, trial
         for t in range(1, trials + 1):
             v = push_big(f"big-{t}")
             fleet.wait_for("prefetched", v)
+            # The fleet has just written n x size MiB; a promotion usually comes much later. Let the
+            # kernel write it back first, or the swap's rename(2) waits behind that journal traffic.
+            subprocess.run(["sync"], check=False)
+            time.sleep(1.0)
             client.promote("lr", v)
             t0 = time.time()
             got = fleet.wait_for("swapped", v)
@@ -181,7 +185,7 @@ def main() -> None:
     print(f"backend: {args.backend}; time from promote returning to swapped (ms)")
     print(f"{'mode':<10}{'N':>4}{'all p50':>10}{'all p99':>10}{'each p50':>10}{'each p99':>10}")
     try:
-        for n in [int(x) for x in args.ns.split(",")]:
+        for n in [int(x) for x in args.ns.split(",") if x]:
             for mode, extra in (("push", []), ("poll_1s", ["--poll", "1"])):
                 r = measure(client, env, work, n, args.promotions, extra)
                 out[mode].append(r)
