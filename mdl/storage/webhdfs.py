@@ -741,7 +741,7 @@ class WebHdfsStorage(Storage):
         parts = min(self.max_parts, length // max(1, self.range_min)) if length >= 2 * self.range_min else 1
         if parts <= 1:
             h = hashlib.sha256()
-            buf = memoryview(bytearray(CHUNK))
+            buf = memoryview(bytearray(min(CHUNK, max(1, length))))  # a small model needs no 1 MiB buffer
             with open(dest, "wb") as out, self._reader(path, 0, length, what) as src:
                 while n := src.readinto(buf):
                     h.update(buf[:n])
