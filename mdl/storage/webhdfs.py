@@ -976,7 +976,7 @@ class _FileBody:
 
     def _chunks(self) -> Generator[memoryview, None, None]:
         h = hashlib.sha256()
-        buf = memoryview(bytearray(CHUNK))  # sent before the next read: one buffer is enough
+        buf = memoryview(bytearray(min(CHUNK, self.size)))  # sent before the next read: one buffer is enough
         sent = 0
         try:
             with open(self.local, "rb", buffering=0) as f:

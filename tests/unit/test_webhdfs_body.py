@@ -58,3 +58,10 @@ def test_a_file_body_sends_its_length_only_and_fails_if_the_file_shrank(tmp_path
         list(_FileBody(tmp_path / "f", 10, None))
     with pytest.raises(MdlError, match="cannot read"):  # a local failure, not retried as the network's
         list(_FileBody(tmp_path / "missing", 10, None))
+
+
+def test_a_small_file_body_needs_no_1_mib_buffer(tmp_path):
+    (tmp_path / "f").write_bytes(b"tiny")
+    (view,) = list(_FileBody(tmp_path / "f", 4, None))
+    assert bytes(view) == b"tiny" and len(view.obj) == 4
+
