@@ -64,7 +64,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, Callable, Generator, Iterator
+from typing import TYPE_CHECKING, Any, BinaryIO, Callable, Generator, Iterator
 from urllib.parse import quote, urlparse
 
 from mdl.errors import (
@@ -190,6 +190,17 @@ def _connect_phase(exc: BaseException) -> bool:
         stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__,
                       *[a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]])
     return False
+
+
+def _write(out: BinaryIO, view: memoryview, most: int = 64 * 1024) -> None:
+    """Write ``view`` to a local file in pieces of at most ``most`` bytes (HdfsCLI writes 64 KiB).
+
+    The kernel sizes page-cache folios by the write. On the benchmark VM (a balloon reporting free
+    memory to its host), 1 MiB writes, so 1 MiB folios, cost about 1 s more system time per GiB pulled
+    than 64 KiB writes, spent copying into the fresh folios; the extra system calls are negligible.
+    """
+    for i in range(0, len(view), most):
+        out.write(view[i:i + most])
 
 
 def _hostport(url: str) -> str:
@@ -745,7 +756,7 @@ class WebHdfsStorage(Storage):
             with open(dest, "wb") as out, self._reader(path, 0, length, what) as src:
                 while n := src.readinto(buf):
                     h.update(buf[:n])
-                    out.write(buf[:n])
+                    _write(out, buf[:n])
                     if on_bytes:
                         on_bytes(n)
             return h.hexdigest()
@@ -766,7 +777,7 @@ class WebHdfsStorage(Storage):
             with open(dest, "r+b") as out, self._reader(path, start, end, what) as src:
                 out.seek(start)
                 while not stop.is_set() and (n := src.readinto(buf)):
-                    out.write(buf[:n])
+                    _write(out, buf[:n])
                     if on_bytes:
                         with lock:
                             on_bytes(n)

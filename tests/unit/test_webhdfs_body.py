@@ -1,4 +1,5 @@
-"""The WebHDFS upload body (no cluster needed): a file of known length, read into one reused buffer, hashed."""
+"""WebHDFS transfer pieces that need no cluster: the upload body (a file of known length, read into one
+reused buffer, hashed) and the download's local writes."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import os
 import pytest
 
 from mdl.errors import MdlError
-from mdl.storage.webhdfs import _FileBody
+from mdl.storage.webhdfs import _FileBody, _write
 
 
 def test_a_file_body_has_a_length_and_gives_the_file_from_one_reused_buffer(tmp_path):
@@ -65,3 +66,18 @@ def test_a_small_file_body_needs_no_1_mib_buffer(tmp_path):
     (view,) = list(_FileBody(tmp_path / "f", 4, None))
     assert bytes(view) == b"tiny" and len(view.obj) == 4
 
+
+def test_downloads_write_the_local_file_in_small_pieces(tmp_path):
+    data = os.urandom(200_001)
+    writes: list[int] = []
+
+    class Out:
+        def write(self, b):
+            writes.append(len(b))
+            return len(b)
+
+    with open(tmp_path / "f", "wb") as f:
+        _write(f, memoryview(data))
+    _write(Out(), memoryview(data))
+    assert (tmp_path / "f").read_bytes() == data
+    assert writes == [65536, 65536, 65536, 3393]
