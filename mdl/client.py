@@ -9,7 +9,6 @@ Backends open lazily, so a command that needs only the registry never touches st
 
 from __future__ import annotations
 
-import random
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -386,6 +385,8 @@ class Client:
                 self.registry.cas(name, alias, to, p.revision, creator(), action)
                 return MoveResult(name, alias, current, to, changed=True, action=action)
             except CasConflict:
+                import random
+
                 time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
         raise Conflict(f"gave up moving {name}:{alias} after {CAS_ATTEMPTS} concurrent updates",
                        hint="try again")

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import getpass
-import hashlib
+import functools
 import json
 import os
-import socket
 import stat
 from dataclasses import asdict, dataclass, field
 from datetime import datetime, timezone
@@ -88,6 +86,8 @@ class Manifest:
 
 def digest_of(files: Iterable[FileEntry]) -> str:
     """A hash over the sorted file entries: equal digests mean byte-identical versions."""
+    import hashlib
+
     h = hashlib.sha256()
     for f in sorted(files, key=lambda e: e.path):
         h.update(f"{f.sha256}  {f.size}  {f.path}\n".encode())
@@ -98,16 +98,27 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@functools.lru_cache(maxsize=None)
+def hostname() -> str:
+    import socket  # not at import time: start-up of commands that never need it
+
+    return socket.gethostname()
+
+
 def creator() -> str:
+    import getpass
+
     try:
         user = getpass.getuser()
     except Exception:  # no passwd entry in some containers
         user = str(os.getuid())
-    return f"{user}@{socket.gethostname()}"
+    return f"{user}@{hostname()}"
 
 
 def hash_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tuple[int, str]:
     """Size and sha256 of a local file, streamed."""
+    import hashlib
+
     h = hashlib.sha256()
     size = 0
     with open(path, "rb") as f:

@@ -58,6 +58,10 @@ def main(
     version: Annotated[bool, typer.Option(
         "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
 ) -> None:
+    import gc
+
+    gc.freeze()  # what start-up made lives as long as the process: later collections skip it
+    gc.enable()  # off while the CLI loaded (mdl.cli.main)
     st = state(ctx)
     st.config_path, st.context = config, context
     st.flags = {"storage.url": storage, "registry.url": registry}

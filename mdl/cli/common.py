@@ -152,6 +152,9 @@ def progress_bar(ctx: typer.Context, label: str, disabled: bool) -> Iterator["Pr
 
 def report_error(exc: BaseException, debug: bool = False) -> int:
     """Print ``error:``/``hint:`` lines (a traceback with --debug or MDL_DEBUG=1); return the exit code."""
+    if isinstance(exc, BrokenPipeError):  # whoever read stdout went away (`mdl list | head -1`): say nothing
+        sys.stdout = open(os.devnull, "w")  # and nothing more is written there (no error at exit either)
+        return int(ExitCode.FAILED)
     debug = debug or os.environ.get("MDL_DEBUG") not in (None, "", "0")
     if debug:
         traceback.print_exception(exc, file=sys.stderr)

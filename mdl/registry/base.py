@@ -4,7 +4,6 @@ an append-only history, a level-triggered watch, and live replica records.
 
 from __future__ import annotations
 
-import logging
 import threading
 from abc import ABC, abstractmethod
 from dataclasses import asdict, dataclass, field
@@ -74,7 +73,6 @@ class ReplicaHandle(ABC):
 
 PointerCallback = Callable[[Pointer], None]
 MANIFEST_COPY_MAX = 256 * 1024  # well under ZooKeeper's 1 MiB node limit
-log = logging.getLogger("mdl.registry")
 
 
 def deliver(callback: PointerCallback, pointer: Pointer) -> None:
@@ -82,7 +80,9 @@ def deliver(callback: PointerCallback, pointer: Pointer) -> None:
     try:
         callback(pointer)
     except Exception:
-        log.exception("watch callback for %s failed", pointer.name)
+        import logging  # only here: start-up of short commands never logs
+
+        logging.getLogger("mdl.registry").exception("watch callback for %s failed", pointer.name)
 
 
 class Registry(ABC):

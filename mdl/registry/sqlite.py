@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
-import socket
 import sqlite3
 import threading
 import time
@@ -20,7 +18,7 @@ from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
 from mdl.errors import CasConflict, ConfigError, Unavailable
-from mdl.manifest import now_iso
+from mdl.manifest import hostname, now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
     MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,
@@ -56,7 +54,7 @@ def _process_start(pid: int) -> str:
 
 
 def _alive(host: str, pid: int, start: str) -> bool:
-    if host != socket.gethostname():
+    if host != hostname():
         return True  # not ours to judge
     try:
         os.kill(pid, 0)
@@ -200,8 +198,8 @@ class SqliteRegistry(Registry):
 
     @contextmanager
     def _slot(self, name: str, limit: int) -> Iterator[None]:
-        holder = f"{os.getpid()}-{threading.get_ident()}-{secrets.token_hex(3)}"
-        pid, host = os.getpid(), socket.gethostname()
+        holder = f"{os.getpid()}-{threading.get_ident()}-{os.urandom(3).hex()}"
+        pid, host = os.getpid(), hostname()
         while True:
             with self._lock:
                 c = self._conn
@@ -240,7 +238,7 @@ class _SqliteReplica(ReplicaHandle):
         pid = os.getpid()
         reg._query(
             "INSERT OR REPLACE INTO replicas (model, id, data, host, pid, pid_start) VALUES (?, ?, ?, ?, ?, ?)",
-            (name, replica_id, json.dumps(self._data), socket.gethostname(), pid, _process_start(pid)))
+            (name, replica_id, json.dumps(self._data), hostname(), pid, _process_start(pid)))
 
     def update(self, **data: Any) -> None:
         self._data.update(data)

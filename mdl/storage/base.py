@@ -7,13 +7,11 @@ suite in ``tests/contract`` proves it for each.
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
-from mdl.hashing import BackgroundSha256
 from mdl.manifest import CHUNK, MANIFEST_NAME, FileEntry, Manifest
 
 STAGING_DIR = ".mdl-staging"  # per model: <root>/<name>/.mdl-staging/<version>.<token>
@@ -96,6 +94,8 @@ class Storage(ABC):
     def download(self, name: str, version: str, entry: FileEntry, dest: Path,
                  on_bytes: OnBytes | None = None) -> str:
         """Stream one file to ``dest``; return the sha256 of what was written."""
+        from mdl.hashing import BackgroundSha256
+
         h = BackgroundSha256()
         try:
             with self.open(name, version, entry.path) as src, open(dest, "wb") as out:
@@ -106,7 +106,7 @@ class Storage(ABC):
         return digest
 
 
-def iter_chunks(f: BinaryIO, h: "hashlib._Hash | BackgroundSha256", on_bytes: OnBytes | None) -> Iterator[bytes]:
+def iter_chunks(f: BinaryIO, h: Any, on_bytes: OnBytes | None) -> Iterator[bytes]:
     """Read ``f`` in chunks, hashing and counting as it goes."""
     while chunk := f.read(CHUNK):
         h.update(chunk)

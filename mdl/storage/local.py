@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import os
-import secrets
 import shutil
 import time
 from pathlib import Path
@@ -12,7 +11,6 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from mdl.errors import ConfigError, InvalidInput, NotFound, PermissionDenied, VersionExists
-from mdl.hashing import BackgroundSha256
 from mdl.manifest import MANIFEST_NAME, Manifest
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import STAGING_DIR, OnBytes, Stage, StagingEntry, Storage, iter_chunks
@@ -33,12 +31,14 @@ class LocalStage(Stage):
         self._final = storage.root / name / version
         staging = storage.root / name / STAGING_DIR
         staging.mkdir(parents=True, exist_ok=True)
-        self.path = staging / f"{version}.{os.getpid()}.{secrets.token_hex(4)}"
+        self.path = staging / f"{version}.{os.getpid()}.{os.urandom(4).hex()}"
         self.path.mkdir()
 
     def upload(self, rel: str, local: Path, on_bytes: OnBytes | None = None) -> str:
         dest = self.path / rel
         dest.parent.mkdir(parents=True, exist_ok=True)
+        from mdl.hashing import BackgroundSha256
+
         h = BackgroundSha256()
         try:
             with open(local, "rb") as src, open(dest, "wb") as out:

@@ -53,3 +53,37 @@ def test_every_command_is_registered_by_its_module():
     for name in COMMANDS:
         names = [c.name for c in make_app(name).registered_commands]
         assert name in names, name
+
+
+def _exit_now(body: str) -> subprocess.CompletedProcess:
+    code = "import atexit, sys, threading, time\nfrom mdl.cli.main import exit_now\n" + body
+    return subprocess.run([PYTHON, "-c", code], capture_output=True, text=True, timeout=30)
+
+
+def test_exit_now_keeps_the_code_flushes_and_runs_atexit_handlers():
+    r = _exit_now("atexit.register(lambda: print('atexit ran', file=sys.stderr))\n"
+                  "sys.stdout.write('data, unflushed')\nexit_now(4)")
+    assert (r.returncode, r.stdout, r.stderr) == (4, "data, unflushed", "atexit ran\n")
+
+
+@pytest.mark.parametrize("code, rc, err", [(None, 0, ""), ("a message", 1, "a message\n"), (True, 1, "")])
+def test_exit_now_treats_codes_as_sys_exit_does(code, rc, err):
+    r = _exit_now(f"exit_now({code!r})")
+    assert (r.returncode, r.stderr) == (rc, err)
+
+
+def test_exit_now_waits_for_a_running_non_daemon_thread():
+    r = _exit_now("threading.Thread(target=lambda: (time.sleep(0.3), print('thread done'))).start()\nexit_now(2)")
+    assert (r.returncode, r.stdout) == (2, "thread done\n")
+
+
+def test_a_reader_that_goes_away_gets_no_error_lines(tmp_path):
+    env = {**os.environ, "MDL_STORAGE_URL": f"file://{tmp_path}/models", "MDL_REGISTRY_URL": f"sqlite://{tmp_path}/r.db"}
+    read, write = os.pipe()
+    os.close(read)  # gone before the first byte: every write to stdout fails with EPIPE
+    try:
+        r = subprocess.run([MDL, "config", "-o", "json"], stdout=write, stderr=subprocess.PIPE, env=env, text=True,
+                           timeout=30)
+    finally:
+        os.close(write)
+    assert (r.returncode, r.stderr) == (1, "")
