@@ -50,7 +50,6 @@ from __future__ import annotations
 
 import getpass
 import hashlib
-import http.client
 import io
 import json
 import logging
@@ -83,9 +82,8 @@ from mdl.names import validate_name, validate_version
 from mdl.storage.base import STAGING_DIR, OnBytes, Stage, StagingEntry, Storage
 
 if TYPE_CHECKING:
-    import requests
-
     from mdl.config import Config
+    from mdl.storage.http import Http, Response
 
 log = logging.getLogger(__name__)
 
@@ -135,61 +133,16 @@ def _one_line(text: Any, limit: int = 400) -> str:
     return s if len(s) <= limit else s[: limit - 1] + "…"
 
 
-def _remote(resp: "requests.Response") -> tuple[str | None, str]:
+def _remote(resp: "Response") -> tuple[str | None, str]:
     """(java exception simple name, one-line message) of a WebHDFS error answer."""
+    from mdl.storage.http import text
+
     try:
         doc = resp.json()["RemoteException"]
         msg = str(doc.get("message") or "").strip().splitlines()
         return doc.get("exception") or None, _one_line(msg[0] if msg else "")
     except (ValueError, KeyError, TypeError, AttributeError):
-        body = resp.text if len(resp.content or b"") < 2000 else resp.text[:2000]
-        return None, _one_line(f"HTTP {resp.status_code} {resp.reason or ''} {body}".strip())
-
-
-def _describe(exc: BaseException) -> str:
-    """What a requests/urllib3/socket failure means, in a few words."""
-    import requests
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return "connection timed out"
-    if isinstance(exc, (requests.exceptions.ReadTimeout, TimeoutError)) or "Read timed out" in str(exc):
-        return "no answer in time (read timed out)"
-    text = str(exc)
-    for needle, label in (("Connection refused", "connection refused"),
-                          ("Name or service not known", "host name does not resolve"),
-                          ("nodename nor servname", "host name does not resolve"),
-                          ("Temporary failure in name resolution", "host name does not resolve"),
-                          ("No route to host", "no route to host"),
-                          ("Network is unreachable", "network is unreachable"),
-                          ("Connection reset", "connection reset"),
-                          ("Broken pipe", "connection closed while sending"),
-                          ("RemoteDisconnected", "connection closed by the server"),
-                          ("IncompleteRead", "connection closed mid-transfer"),
-                          ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted")):
-        if needle in text:
-            return label
-    return _one_line(f"{type(exc).__name__}: {text}", 200)
-
-
-def _connect_phase(exc: BaseException) -> bool:
-    """True if the request certainly never reached the server (safe to send again anywhere)."""
-    import requests
-    from urllib3.exceptions import NameResolutionError, NewConnectionError
-
-    if isinstance(exc, requests.exceptions.ConnectTimeout):
-        return True
-    seen: set[int] = set()
-    stack: list[Any] = [exc]
-    while stack:  # walk the wrapped causes (requests -> MaxRetryError -> NewConnectionError)
-        e = stack.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, (NewConnectionError, NameResolutionError, ConnectionRefusedError)):
-            return True
-        stack.extend([getattr(e, "reason", None), e.__cause__, e.__context__,
-                      *[a for a in getattr(e, "args", ()) if isinstance(a, BaseException)]])
-    return False
+        return None, _one_line(f"HTTP {resp.status} {resp.reason or ''} {text(resp)}".strip())
 
 
 def _write(out: BinaryIO, view: memoryview, most: int = 64 * 1024) -> None:
@@ -301,8 +254,7 @@ class WebHdfsStorage(Storage):
                  ca_bundle: str | None = None, timeout: float = 30.0, retries: int = 3,
                  pool_size: int = 64) -> None:
         try:
-            import requests
-            from requests.adapters import HTTPAdapter
+            from mdl.storage.http import Http, spnego
         except ImportError:  # pragma: no cover - depends on the installed extras
             raise ConfigError("the webhdfs:// backend needs the 'distributed' extra",
                               hint="pip install 'mdl[distributed]'") from None
@@ -322,38 +274,29 @@ class WebHdfsStorage(Storage):
         self._dn_map: dict[str, str] = {}  # "host:httpPort" -> "ip:xferPort"
         self._batch_listing = True
 
-        session = requests.Session()
-        adapter = HTTPAdapter(pool_connections=max(4, len(self.namenodes) + 8), pool_maxsize=pool_size,
-                              max_retries=0)
-        session.mount("http://", adapter)
-        session.mount("https://", adapter)
-        session.headers["Content-Type"] = "application/octet-stream"  # HttpFS wants it on writes
-        session.headers["Accept-Encoding"] = "identity"  # bodies are read straight from the socket
-        # requests re-reads proxy variables from os.environ on every request (about 1 ms of CPU each);
-        # skip that unless a proxy is configured at all.
-        session.trust_env = any(k.lower().endswith("_proxy") for k in os.environ)
-        if self._http == "https":
-            if ca_bundle:
-                if not Path(ca_bundle).expanduser().is_file():
-                    raise ConfigError(f"storage.ca_bundle {ca_bundle!r} is not a readable file")
-                session.verify = str(Path(ca_bundle).expanduser())
+        bundle = None
+        if self._http == "https" and ca_bundle:
+            if not Path(ca_bundle).expanduser().is_file():
+                raise ConfigError(f"storage.ca_bundle {ca_bundle!r} is not a readable file")
+            bundle = str(Path(ca_bundle).expanduser())
+        authenticator = None
+        params: dict[str, str] = {}
         if auth == "kerberos":
             try:
-                from hdfs.ext.kerberos import KerberosClient
+                authenticator = spnego()
             except ImportError:
                 raise ConfigError("storage.auth=kerberos needs the Kerberos extra",
                                   hint="pip install 'mdl[kerberos]' (requests-kerberos and a GSSAPI library)"
                                   ) from None
-            KerberosClient(";".join(self.namenodes), session=session)  # sets SPNEGO up on the session
             if user:  # act for storage.user (needs hadoop.proxyuser.<principal>.* on the cluster)
-                session.params = {**(session.params or {}), "doas": user}
+                params["doas"] = user
         else:
-            # Simple auth is one query parameter, all hdfs.InsecureClient would set up: importing the
-            # hdfs package for it costs every command about 20 ms of start-up.
-            session.params = {"user.name": self.user}
-        # Every request below goes through this session, with our own redirects, timeouts, retries
-        # and errors.
-        self._session: requests.Session = session
+            params["user.name"] = self.user  # simple auth is this one query parameter
+        # Every request below goes through this, with our own redirects, timeouts, retries and errors.
+        # HttpFS wants the content type on writes; bodies are read straight from the socket (identity).
+        self._web: Http = Http(params=params, ca_bundle=bundle, pool_size=pool_size, auth=authenticator,
+                               headers={"Content-Type": "application/octet-stream",
+                                        "Accept-Encoding": "identity"})
 
     @classmethod
     def from_config(cls, config: "Config") -> "WebHdfsStorage":
@@ -365,7 +308,7 @@ class WebHdfsStorage(Storage):
         return f"WebHdfsStorage({self.url!r}, root={self.root!r}, user={self.user!r})"
 
     def close(self) -> None:
-        self._session.close()
+        self._web.close()
 
     # -- paths ----------------------------------------------------------------------------------
 
@@ -398,9 +341,9 @@ class WebHdfsStorage(Storage):
             self._active = self.namenodes.index(base)
 
     def _nn(self, method: str, path: str, op: str, *, what: str | None = None, idempotent: bool = True,
-            **params: Any) -> "requests.Response":
+            **params: Any) -> "Response":
         """One NameNode operation: HA failover, and retries with backoff when that is safe."""
-        import requests
+        from mdl.storage.http import HttpError
 
         query = {"op": op, **{k: v for k, v in params.items() if v is not None}}
         start = time.monotonic()
@@ -414,18 +357,18 @@ class WebHdfsStorage(Storage):
                 url = base + WEBHDFS_PREFIX + quote(path, safe="/")
                 connect = max(0.5, min(self.timeout, deadline - time.monotonic()))
                 try:
-                    resp = self._session.request(method, url, params=query, allow_redirects=False,
-                                                 timeout=(connect, self.timeout))
-                except requests.exceptions.SSLError as exc:
-                    raise Unavailable(f"TLS with the HDFS NameNode {base} failed: {_describe(exc)}",
-                                      hint="set storage.ca_bundle to the CA that signed the NameNode's "
-                                           "certificate") from None
-                except requests.exceptions.RequestException as exc:
-                    if not idempotent and not _connect_phase(exc):
-                        raise _Ambiguous(base, _describe(exc)) from None
-                    failures.append(f"{base}: {_describe(exc)}")
+                    resp = self._web.request(method, url, params=query, timeout=(connect, self.timeout),
+                                             authenticate=True)
+                except HttpError as exc:
+                    if exc.tls:
+                        raise Unavailable(f"TLS with the HDFS NameNode {base} failed: {exc.detail}",
+                                          hint="set storage.ca_bundle to the CA that signed the NameNode's "
+                                               "certificate") from None
+                    if not idempotent and not exc.unsent:
+                        raise _Ambiguous(base, exc.detail) from None
+                    failures.append(f"{base}: {exc.detail}")
                     continue
-                if resp.status_code < 300 or (resp.status_code == 307 and "Location" in resp.headers):
+                if resp.status < 300 or (resp.status == 307 and "Location" in resp.headers):
                     self._set_active(base)
                     return resp
                 exc_name, msg = _remote(resp)
@@ -434,12 +377,12 @@ class WebHdfsStorage(Storage):
                     standbys += 1
                     continue
                 self._set_active(base)  # any other answer comes from the active NameNode
-                if exc_name in ("RetriableException", "SafeModeException") or resp.status_code == 503 or (
-                        idempotent and resp.status_code >= 500 and exc_name not in _FINAL_EXCEPTIONS):
+                if exc_name in ("RetriableException", "SafeModeException") or resp.status == 503 or (
+                        idempotent and resp.status >= 500 and exc_name not in _FINAL_EXCEPTIONS):
                     busy = f"{base}: {exc_name + ': ' if exc_name else ''}{msg}"
                     failures.append(busy)
                     break  # the active NameNode answered: retry it after a pause
-                raise self._error(resp.status_code, exc_name, msg, op, path, what)
+                raise self._error(resp.status, exc_name, msg, op, path, what)
             attempt += 1
             delay = self._backoff(attempt)
             if attempt > self.retries or time.monotonic() + delay > deadline:
@@ -485,12 +428,14 @@ class WebHdfsStorage(Storage):
         err.remote_exception = exc_name  # type: ignore[attr-defined]
         return err
 
-    def _json(self, resp: "requests.Response", op: str, path: str) -> Any:
+    def _json(self, resp: "Response", op: str, path: str) -> Any:
+        from mdl.storage.http import text
+
         try:
             return resp.json()
         except ValueError:
-            raise MdlError(f"unexpected answer to {op} {path} from {resp.url.split('?')[0]}: "
-                           f"{_one_line(resp.text, 120)!r}") from None
+            raise MdlError(f"unexpected answer to {op} {path} from {str(resp.url or '?').split('?')[0]}: "
+                           f"{_one_line(text(resp), 120)!r}") from None
 
     def _status(self, path: str, what: str | None = None) -> dict[str, Any]:
         return self._json(self._nn("GET", path, "GETFILESTATUS", what=what), "GETFILESTATUS", path)["FileStatus"]
@@ -548,8 +493,8 @@ class WebHdfsStorage(Storage):
         if not self._json(resp, "MKDIRS", path).get("boolean"):
             raise MdlError(f"HDFS could not create directory {path}")
 
-    def _location(self, resp: "requests.Response", op: str, path: str) -> str:
-        if resp.status_code == 307:  # a NameNode that ignores noredirect
+    def _location(self, resp: "Response", op: str, path: str) -> str:
+        if resp.status == 307:  # a NameNode that ignores noredirect
             return resp.headers["Location"]
         loc = self._json(resp, op, path).get("Location")
         if not loc:
@@ -558,21 +503,20 @@ class WebHdfsStorage(Storage):
 
     # -- DataNodes ------------------------------------------------------------------------------
 
-    def _dn(self, method: str, url: str, *, data: Any = None, stream: bool = False) -> "requests.Response":
+    def _dn(self, method: str, url: str, *, data: Any = None, stream: bool = False) -> "Response":
         """One request to a DataNode ``Location``; failures become :class:`_DataNodeError`."""
-        import requests
+        from mdl.storage.http import HttpError, release
 
         addr = _hostport(url)
         try:
-            resp = self._session.request(method, url, data=data, stream=stream, allow_redirects=False,
-                                         timeout=(self.timeout, self.timeout))
-        except requests.exceptions.RequestException as exc:
-            raise _DataNodeError(addr, _describe(exc), unreachable=_connect_phase(exc)) from None
-        if resp.status_code >= 300:
-            exc_name, msg = _remote(resp)
-            resp.close()
+            resp = self._web.request(method, url, body=data, stream=stream, timeout=(self.timeout, self.timeout))
+        except HttpError as exc:
+            raise _DataNodeError(addr, exc.detail, unreachable=exc.unsent) from None
+        if resp.status >= 300:
+            exc_name, msg = _remote(resp)  # reads the error document (small), even of a stream
+            release(resp)
             raise _DataNodeError(addr, f"{exc_name + ': ' if exc_name else ''}{msg}",
-                                 remote=(resp.status_code, exc_name, msg))
+                                 remote=(resp.status, exc_name, msg))
         return resp
 
     def _learn_datanodes(self, path: str | None = None) -> None:
@@ -580,9 +524,9 @@ class WebHdfsStorage(Storage):
         found: dict[str, str] = {}
         try:
             base = self._order()[0]
-            resp = self._session.get(base + "/jmx", params={"qry": "Hadoop:service=NameNode,name=NameNodeInfo"},
-                                     timeout=(self.timeout, self.timeout))
-            if resp.ok:
+            resp = self._web.request("GET", base + "/jmx", params={"qry": "Hadoop:service=NameNode,name=NameNodeInfo"},
+                                     timeout=(self.timeout, self.timeout), authenticate=True)
+            if resp.status < 300:
                 for key, node in json.loads(resp.json()["beans"][0]["LiveNodes"]).items():
                     xfer = node.get("xferaddr") or key
                     host = key.rsplit(":", 1)[0]
@@ -645,7 +589,7 @@ class WebHdfsStorage(Storage):
                 continue
             location = self._location(resp, "CREATE", path)
             try:
-                self._dn("PUT", location, data=data).close()
+                self._dn("PUT", location, data=data)
                 return
             except _DataNodeError as e:
                 if isinstance(data, _FileBody):
@@ -801,7 +745,7 @@ class WebHdfsStorage(Storage):
 
         def fail(name: str, exc: BaseException) -> list[CheckResult]:
             hint = getattr(exc, "hint", None)
-            results.append(CheckResult(name, False, getattr(exc, "message", None) or _describe(exc), hint))
+            results.append(CheckResult(name, False, getattr(exc, "message", None) or str(exc), hint))
             return results
 
         try:
@@ -828,14 +772,13 @@ class WebHdfsStorage(Storage):
         try:
             location = self._location(self._nn("PUT", path, "CREATE", overwrite="true", noredirect="true"),
                                       "CREATE", path)
-            self._dn("PUT", location, data=payload).close()
+            self._dn("PUT", location, data=payload)
             written = True
             results.append(CheckResult("write", True, f"wrote {len(payload)} bytes through DataNode "
                                                       f"{_hostport(location)}"))
             location = self._location(self._nn("GET", path, "OPEN", offset=0, length=len(payload),
                                                 noredirect="true"), "OPEN", path)
-            resp = self._dn("GET", location)
-            ok = resp.content == payload
+            ok = self._dn("GET", location).data == payload
             results.append(CheckResult("read", ok, f"read back through DataNode {_hostport(location)}"
                                                    + ("" if ok else ": the bytes differ")))
         except _DataNodeError as e:
@@ -875,7 +818,7 @@ class WebHdfsReader(io.RawIOBase):
         super().__init__()
         self._s, self._path, self._what = storage, path, what
         self._pos, self._end = start, end
-        self._resp: "requests.Response | None" = None
+        self._resp: "Response | None" = None
         self._recv: Callable[[memoryview], int] | None = None  # readinto of the response body
         self._addr = ""
         self._exclude: list[str] = []
@@ -891,14 +834,15 @@ class WebHdfsReader(io.RawIOBase):
         location = self._s._location(resp, "OPEN", self._path)
         self._addr = _hostport(location)
         self._resp = self._s._dn("GET", location, stream=True)
-        # http.client's response fills our buffer straight from the socket; urllib3's would read into a
-        # new bytes object and copy it (the body is not encoded: Accept-Encoding is identity).
-        fp = getattr(self._resp.raw, "_fp", None)
-        self._recv = fp.readinto if isinstance(fp, http.client.HTTPResponse) else self._resp.raw.readinto
+        from mdl.storage.http import body_reader
+
+        self._recv = body_reader(self._resp)
 
     def _drop(self) -> None:
         if self._resp is not None:
-            self._resp.close()
+            from mdl.storage.http import release
+
+            release(self._resp)
             self._resp = None
 
     def readinto(self, b: Any) -> int:
@@ -922,7 +866,9 @@ class WebHdfsReader(io.RawIOBase):
                 try:
                     n = self._recv(view)
                 except Exception as exc:  # socket/http errors mid-stream: resume at self._pos
-                    raise _DataNodeError(self._addr, _describe(exc)) from None
+                    from mdl.storage.http import describe
+
+                    raise _DataNodeError(self._addr, describe(exc)) from None
                 if not n:
                     raise _DataNodeError(self._addr, f"stream ended {self._end - self._pos} bytes early")
                 self._pos += n

@@ -7,6 +7,7 @@ cluster), except the permission tests, which act as ``alice``.
 from __future__ import annotations
 
 import hashlib
+import http.client
 import os
 import socket
 import struct
@@ -17,12 +18,12 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
-import requests
 
 from mdl import __version__
 from mdl.errors import ExitCode, InvalidInput, NotFound, PermissionDenied, Unavailable, VersionExists
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 from mdl.storage import StagingEntry
+from mdl.storage.http import HttpError
 from mdl.storage.webhdfs import DataNodeUnreachable, WebHdfsStorage, _DataNodeError
 
 pytestmark = pytest.mark.cluster
@@ -153,7 +154,7 @@ def test_concurrent_publishes_of_one_version_have_exactly_one_winner(base, tmp_p
 
 def _break_rename(storage: WebHdfsStorage, *, perform: bool) -> list[str]:
     """The next RENAME's answer is lost (ReadTimeout); ``perform``: after the NameNode did it."""
-    real = storage._session.request
+    real = storage._web.request
     calls: list[str] = []
 
     def request(method, url, params=None, **kw):
@@ -162,10 +163,10 @@ def _break_rename(storage: WebHdfsStorage, *, perform: bool) -> list[str]:
             if len(calls) == 1:
                 if perform:
                     real(method, url, params=params, **kw)
-                raise requests.exceptions.ReadTimeout("Read timed out. (simulated)")
+                raise HttpError("no answer in time (simulated)")
         return real(method, url, params=params, **kw)
 
-    storage._session.request = request
+    storage._web.request = request
     return calls
 
 
@@ -365,22 +366,29 @@ def test_a_download_is_one_stream_hashed_as_it_arrives_and_resumes_mid_stream(st
     assert len(offsets) == 2 and offsets[0] == 0 and offsets[1] <= CUT  # one stream, resumed once
 
 
-def test_uploads_send_a_content_length_and_hash_what_was_sent(storage, tmp_path):
+def test_uploads_send_a_content_length_and_hash_what_was_sent(storage, tmp_path, monkeypatch):
     sizes = {"big.bin": 2 * 1024 * 1024 + 5, "small.bin": 10, "empty": 0}
     sent: list[tuple[str, str | None, str | None]] = []
-    real = storage._dn
+    # what goes on the wire: the request line and headers of every DataNode PUT
+    real_putrequest, real_putheader = http.client.HTTPConnection.putrequest, http.client.HTTPConnection.putheader
 
-    def dn(method, url, **kw):
-        resp = real(method, url, **kw)
-        if method == "PUT":
-            h = resp.request.headers
-            sent.append((url.split("?")[0].rsplit("/", 1)[1], h.get("Content-Length"), h.get("Transfer-Encoding")))
-        return resp
+    def putrequest(self, method, url, *args, **kw):
+        self._seen = [url.split("?")[0].rsplit("/", 1)[1], None, None] if method == "PUT" and "namenoderpcaddress" in url else None
+        if self._seen is not None:
+            sent.append(self._seen)
+        return real_putrequest(self, method, url, *args, **kw)
 
-    storage._dn = dn
+    def putheader(self, header, *values):
+        seen = getattr(self, "_seen", None)
+        if seen is not None and header.lower() in ("content-length", "transfer-encoding"):
+            seen[1 if header.lower() == "content-length" else 2] = str(values[0])
+        return real_putheader(self, header, *values)
+
+    monkeypatch.setattr(http.client.HTTPConnection, "putrequest", putrequest)
+    monkeypatch.setattr(http.client.HTTPConnection, "putheader", putheader)
     files = {rel: os.urandom(n) for rel, n in sizes.items()}
     m = push(storage, tmp_path, "m", "v1", files)  # push() checks every sha256 against the local bytes
-    assert sorted(sent) == sorted([(rel, str(n), None) for rel, n in sizes.items()]
+    assert sorted(map(tuple, sent)) == sorted([(rel, str(n), None) for rel, n in sizes.items()]
                                   + [(MANIFEST_NAME, str(len(m.to_json())), None)])
     for rel, data in files.items():
         assert storage.read_bytes("m", "v1", rel) == data
@@ -447,9 +455,9 @@ def test_unresolvable_namenode_is_unavailable(base):
 
 def test_ha_skips_a_dead_namenode_and_remembers_the_active_one(base):
     s = make(base, url="webhdfs://127.0.0.1:1,127.0.0.1:19870")
-    real = s._session.request
+    real = s._web.request
     hosts = []
-    s._session.request = lambda method, url, **kw: hosts.append(url.split("/")[2]) or real(method, url, **kw)
+    s._web.request = lambda method, url, **kw: hosts.append(url.split("/")[2]) or real(method, url, **kw)
     assert s.list_models() == []
     s._mkdirs(s.root)
     assert s.list_models() == []
