@@ -22,6 +22,10 @@ def config_home() -> Path:
     return Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "mdl"
 
 
+def cache_home() -> Path:
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "mdl"
+
+
 @dataclass(frozen=True)
 class Setting:
     key: str
@@ -55,6 +59,9 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("registry.read_acl", str, "world", "who may read nodes mdl creates with auth on",
             ("world", "creator")),
     Setting("transfer.jobs", int, 4, "files transferred in parallel"),
+    Setting("cache.dir", str, lambda: str(cache_home() / "blobs"),
+            "host-wide store of verified files that watchers and servers on one host share (each file "
+            "downloaded once per host, hard-linked); none: off"),
     Setting("output", str, "table", "default output format", ("table", "json")),
     Setting("progress", str, "auto", "progress bars on stderr", ("auto", "always", "never")),
 )

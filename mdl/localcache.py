@@ -11,6 +11,7 @@ import os
 import secrets
 import shutil
 from pathlib import Path
+from typing import Callable
 
 from mdl.errors import IntegrityError
 from mdl.manifest import MANIFEST_NAME, Manifest
@@ -76,15 +77,19 @@ class LocalCache:
         else:
             self._point("current", to)
 
-    def prune(self, keep: int) -> list[str]:
-        """Remove old versions beyond ``keep``; never current or previous. Returns what it removed."""
+    def prune(self, keep: int, removed_manifest: Callable[[Manifest], None] | None = None) -> list[str]:
+        """Remove old versions beyond ``keep``; never current or previous. Returns what it removed;
+        ``removed_manifest`` hears the manifest of each removed version."""
         protected = {self.current, self.previous}
         candidates = [v for v in self.local_versions() if v not in protected]
         candidates.sort(key=lambda v: self.path(v).stat().st_mtime, reverse=True)
         room = max(0, keep - len([p for p in protected if p]))
         removed = candidates[room:]
         for v in removed:
+            m = self.manifest(v) if removed_manifest else None
             shutil.rmtree(self.path(v), ignore_errors=True)
+            if m is not None and removed_manifest:
+                removed_manifest(m)
         return removed
 
     def clean_partials(self) -> None:

@@ -11,11 +11,14 @@ import shutil
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Callable, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
 
 from mdl.errors import Conflict, IntegrityError, InvalidInput
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, hash_file
 from mdl.storage.base import Stage, Storage
+
+if TYPE_CHECKING:
+    from mdl.blobcache import BlobCache
 
 T = TypeVar("T")
 
@@ -122,10 +125,11 @@ def verify_local(dest: Path, manifest: Manifest) -> bool:
 
 
 def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int, progress: Progress,
-                     force: bool = False) -> None:
+                     force: bool = False, cache: "BlobCache | None" = None) -> None:
     """Download every file to a temporary sibling of ``dest``, verify, then rename into place.
 
-    On any failure nothing is left behind and ``dest`` is as it was.
+    On any failure nothing is left behind and ``dest`` is as it was. With a ``cache`` (on the same
+    file system), files come from it, or are downloaded once into it, and are hard-linked.
     """
     dest = dest.absolute()
     if dest.exists() and not dest.is_dir():
@@ -136,6 +140,7 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = dest.parent / f".{dest.name}.mdl-tmp-{secrets.token_hex(4)}"
     tmp.mkdir()
+    shared = cache if cache is not None and cache.usable_for(tmp) else None
     try:
         progress.add_total(manifest.bytes)
         counter = _Counter(progress)
@@ -143,12 +148,19 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
         def one(entry: FileEntry) -> None:
             target = tmp / entry.path
             target.parent.mkdir(parents=True, exist_ok=True)
-            sha = storage.download(manifest.name, manifest.version, entry, target, counter)
-            if sha != entry.sha256 or target.stat().st_size != entry.size:
-                raise IntegrityError(
-                    f"{manifest.name}/{manifest.version}/{entry.path} does not match its manifest "
-                    f"(sha256 {sha[:12]}…, expected {entry.sha256[:12]}…)",
-                    hint="the stored copy is corrupt: push the version again or pull another one")
+
+            def fetch(path: Path) -> None:
+                sha = storage.download(manifest.name, manifest.version, entry, path, counter)
+                if sha != entry.sha256 or path.stat().st_size != entry.size:
+                    raise IntegrityError(
+                        f"{manifest.name}/{manifest.version}/{entry.path} does not match its manifest "
+                        f"(sha256 {sha[:12]}…, expected {entry.sha256[:12]}…)",
+                        hint="the stored copy is corrupt: push the version again or pull another one")
+
+            if shared is None:
+                fetch(target)
+            elif shared.fetch(entry, target, fetch):
+                counter(entry.size)
 
         run_parallel(one, manifest.files, jobs)
         (tmp / MANIFEST_NAME).write_bytes(manifest.to_json())

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+from mdl.blobcache import BlobCache
 from mdl.client import Client
 from mdl.errors import MdlError, NotFound
 from mdl.localcache import LocalCache
@@ -49,7 +50,7 @@ class WatchOptions:
     poll: float = 0.0  # > 0: re-read the pointer every ``poll`` seconds instead of subscribing
     jitter: float = 0.0
     max_concurrent: int = 0  # downloads of this model at once across the fleet; 0 = no cap
-    syncing_after: float = 0.25  # a download reports "syncing" only once it has run this long
+    syncing_after: float = 1.0  # a download reports "syncing" only once it has run this long
     retry_base: float = 1.0
     retry_max: float = 60.0
     hook_timeout: float = 60.0
@@ -74,6 +75,7 @@ class Watcher:
         if self.opts.version:
             validate_version(self.opts.version)
         self.cache = LocalCache(root)
+        self.shared = BlobCache.from_setting(client.config["cache.dir"])
         self.emit = emit or (lambda e: None)
         self.on_swap = on_swap
         self.replica_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
@@ -89,10 +91,14 @@ class Watcher:
         self._delivered: Pointer | None = None
         self._verified_current = False
         self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
+        self._digests: dict[str, str] = {}
         self._lock = threading.Lock()
         self._fetch_lock = threading.Lock()
         self._report_lock = threading.RLock()
         self._downloading: str | None = None
+        self._slow = threading.Condition()  # the syncing watchdog's: (version, due) of the download
+        self._slow_job: tuple[str, float] | None = None
+        self._watchdog: threading.Thread | None = None
 
     # -- events and reporting ---------------------------------------------------------------------
 
@@ -108,6 +114,36 @@ class Watcher:
             if self._downloading == version:  # not yet done: a later "ready" report overwrites this one
                 self._report("syncing")
 
+    def _syncing_watchdog(self) -> None:
+        """One thread for the watcher's life (not a timer thread per download): reports "syncing"
+        once a download has run ``syncing_after`` seconds."""
+        with self._slow:
+            while not self._stop.is_set():
+                job = self._slow_job
+                delay = None if job is None else job[1] - time.monotonic()
+                if delay is None or delay > 0:
+                    self._slow.wait(delay)
+                    continue
+                self._slow_job = None
+                self._slow.release()
+                try:
+                    self._report_syncing(job[0])
+                finally:
+                    self._slow.acquire()
+
+    def _slow_after(self, version: str | None) -> None:
+        """Watch the download of ``version`` (None: it ended)."""
+        with self._slow:
+            if version is None:
+                self._slow_job = None  # the watchdog finds nothing due when it wakes
+                return
+            self._slow_job = (version, time.monotonic() + self.opts.syncing_after)
+            if self._watchdog is None:
+                self._watchdog = threading.Thread(target=self._syncing_watchdog, name="mdl-watch-syncing",
+                                                  daemon=True)
+                self._watchdog.start()
+            self._slow.notify()
+
     def _report(self, state: str, error: str | None = None) -> None:
         with self._report_lock:
             self._report_locked(state, error)
@@ -115,10 +151,13 @@ class Watcher:
     def _report_locked(self, state: str, error: str | None) -> None:
         self.state, self.error = state, error
         current = self.cache.current
-        m = self.cache.manifest(current) if current else None
+        if current and current not in self._digests:  # versions are immutable: read once
+            m = self.cache.manifest(current)
+            if m is not None:
+                self._digests[current] = m.digest
         data = {"kind": self.opts.kind, "host": socket.gethostname(), "pid": os.getpid(), "dir": str(self.cache.root),
                 "alias": None if self.opts.version else self.opts.alias, "desired": self.desired, "loaded": current,
-                "digest": m.digest if m else None, "state": state, "since": now_iso(), "error": error,
+                "digest": self._digests.get(current) if current else None, "state": state, "since": now_iso(), "error": error,
                 "address": self.opts.address, **self.opts.extra}
         try:
             if self._replica is None:
@@ -179,6 +218,8 @@ class Watcher:
     def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        with self._slow:
+            self._slow.notify()
         if self._watch is not None:
             self._watch.stop()
         self.cache.clean_partials()
@@ -264,9 +305,13 @@ class Watcher:
                 return
             self._failed.pop(desired, None)
             self._report("ready")
-            removed = self.cache.prune(self.opts.keep)
+            removed = self.cache.prune(self.opts.keep, self._release)
             if removed:
                 self._event("pruned", versions=removed)
+
+    def _release(self, manifest: Manifest) -> None:
+        if self.shared is not None:  # stored files no replica on this host links to any more
+            self.shared.release(manifest.files)
 
     def _retry_later(self, key: str, error: str) -> None:
         _, attempts = self._failed.get(key, (0.0, 0))
@@ -296,19 +341,17 @@ class Watcher:
                 time.sleep(random.uniform(0, self.opts.jitter))
             self._event("downloading", version=version, bytes=manifest.bytes)
             started = time.monotonic()
-            timer = None
             if not prefetch:  # a quick download is not worth a registry write; a slow one is
                 self._downloading = version
-                timer = threading.Timer(self.opts.syncing_after, self._report_syncing, (version,))
-                timer.daemon = True
-                timer.start()
+                self._slow_after(version)
             try:
                 with self.client.registry.download_slot(self.name, self.opts.max_concurrent):
                     download_version(self.client.storage, manifest, self.cache.path(version),
-                                     self.client.config["transfer.jobs"], NoProgress(), force=True)
+                                     self.client.config["transfer.jobs"], NoProgress(), force=True,
+                                     cache=self.shared)
             finally:
-                if timer is not None:
-                    timer.cancel()
+                if not prefetch:
+                    self._slow_after(None)
                     with self._report_lock:
                         self._downloading = None
             self._verified.add((version, manifest.digest))

@@ -44,6 +44,10 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
             monkeypatch.delenv(k)
     monkeypatch.setenv("XDG_CONFIG_HOME", str(home / "config"))
     monkeypatch.setenv("XDG_DATA_HOME", str(home / "data"))
+    from mdl.devcluster.manager import default_state_dir
+
+    monkeypatch.setenv("MDL_DEV_CLUSTER_DIR", str(default_state_dir()))  # the cluster stays where it is...
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))  # ...and the host's shared file store is per test
     monkeypatch.setenv("MDL_NO_PROGRESS", "1")
 
 

@@ -76,16 +76,25 @@ class SqliteRegistry(Registry):
         self._conn = self._connect()
 
     def _connect(self) -> sqlite3.Connection:
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=NORMAL")
-            conn.executescript(_SCHEMA)
-        except (OSError, sqlite3.Error) as exc:
-            raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
-                              hint="check registry.url and that its directory is writable") from None
-        return conn
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("PRAGMA synchronous=NORMAL")
+                conn.executescript(_SCHEMA)
+                return conn
+            except sqlite3.OperationalError as exc:
+                # Processes opening a new database at once: switching it to WAL can answer "locked"
+                # at once, without the busy timeout. Only that is retried.
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
+                                      hint="check registry.url and that its directory is writable") from None
+                time.sleep(0.01 + int.from_bytes(os.urandom(1), "big") / 5000)  # 10..60 ms, not in lockstep
+            except (OSError, sqlite3.Error) as exc:
+                raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
+                                  hint="check registry.url and that its directory is writable") from None
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:

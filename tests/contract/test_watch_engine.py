@@ -233,3 +233,40 @@ def test_only_a_slow_download_reports_syncing(lr, make_client, tmp_path, watcher
     gate.set()
     until(lambda: [(r.data["state"], r.data["loaded"]) for r in lr.replicas("lr")] == [("ready", "v3")])
     assert states == ["ready", "syncing", "ready"]
+
+
+def test_watchers_on_one_host_download_each_file_once(lr, make_client, tmp_path, watchers):
+    downloads: list[str] = []
+    clients = [make_client(), make_client()]
+    for c in clients:  # count what each watcher asks the storage for
+        real = c.storage.download
+        c.storage.download = lambda *a, _real=real, **kw: downloads.append(a[1]) or _real(*a, **kw)
+    dirs = [tmp_path / "a", tmp_path / "b"]
+    for c, d in zip(clients, dirs):
+        w = Watcher(c, "lr", d, WatchOptions(keep=1))
+        watchers.append(w)
+        w.start()
+    until(lambda: all(current(d) == "v1" for d in dirs) and all(w.state == "ready" for w in watchers))
+    for v in ("v2", "v3"):
+        lr.promote("lr", v)
+        until(lambda: all(current(d) == v for d in dirs))
+    assert sorted(downloads) == ["v1", "v2", "v3"]  # once per host, not once per watcher
+    for d in dirs:
+        assert (d / "current" / "model.pkl").read_bytes() == b"model 3"
+    store = Path(lr.config["cache.dir"])
+    assert os.stat(store / lr.manifest("lr", "v3").files[0].sha256).st_nlink == 3  # the store + 2 watchers
+    # keep=1: v1 is gone from both directories, so from the store too
+    until(lambda: not (store / lr.manifest("lr", "v1").files[0].sha256).exists())
+
+
+def test_without_the_shared_store_each_watcher_downloads(lr, backend_env, tmp_path, watchers):
+    from mdl.config import load
+
+    c = Client(load(env={**backend_env, "MDL_CACHE_DIR": "none"}))
+    w = Watcher(c, "lr", tmp_path / "a")
+    watchers.append(w)
+    try:
+        assert w.shared is None and w.sync_once() and current(tmp_path / "a") == "v1"
+        assert os.stat(tmp_path / "a" / "current" / "model.pkl").st_nlink == 1
+    finally:
+        c.close()

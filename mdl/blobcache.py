@@ -1,0 +1,126 @@
+"""A host-wide store of verified files, named by their sha256, that replicas on one host share.
+
+    <cache.dir>/<sha256>          a verified file, read-only (0444)
+    <cache.dir>/.locks/<sha256>   flock(2) held while one process downloads that file
+
+Several watchers (or servers) on one host following one model each need the same bytes. The first
+to want a file downloads it once into the store (verified, then renamed into place); the others wait
+on its lock and hard-link the result into their own version directories, checking size and sha256
+again before use, so a replica never loads an unverified copy even if the store was tampered with.
+A store on another filesystem than the version directory is not used (a link cannot cross it, and a
+copy would only double the disk used). The file system counts the links: a stored file nothing links
+to any more (``st_nlink == 1``) is garbage, removed when a watcher prunes a version that used it.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Callable, Iterator
+
+from mdl.errors import IntegrityError
+from mdl.manifest import FileEntry, hash_file
+
+
+class BlobCache:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root).absolute()
+
+    @classmethod
+    def from_setting(cls, value: str | None) -> "BlobCache | None":
+        """``cache.dir``: a path, or empty / ``none`` / ``off`` for no shared store."""
+        if not value or value.strip().lower() in ("none", "off", "false", "0"):
+            return None
+        return cls(Path(value).expanduser())
+
+    def usable_for(self, dest: Path) -> bool:
+        """True if files can be hard-linked from the store into ``dest`` (same file system)."""
+        try:
+            (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+            parent = next(p for p in [dest, *dest.parents] if p.exists())
+            return os.stat(self.root).st_dev == os.stat(parent).st_dev
+        except (OSError, StopIteration):
+            return False
+
+    def _blob(self, entry: FileEntry) -> Path:
+        if len(entry.sha256) != 64 or not all(c in "0123456789abcdef" for c in entry.sha256):
+            raise IntegrityError(f"{entry.path}: {entry.sha256!r} is not a sha256 digest")
+        return self.root / entry.sha256
+
+    @contextmanager
+    def _locked(self, sha: str) -> Iterator[None]:
+        fd = os.open(self.root / ".locks" / sha, os.O_CREAT | os.O_RDWR, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def _link(self, blob: Path, target: Path, entry: FileEntry) -> bool:
+        """Link a stored, still intact copy to ``target``; False if there is none."""
+        try:
+            os.link(blob, target)
+        except FileNotFoundError:
+            return False
+        try:
+            if os.stat(target).st_size == entry.size and hash_file(target)[1] == entry.sha256:
+                return True
+        except OSError:
+            pass
+        os.unlink(target)  # damaged in the store: drop it there too, and download again
+        try:
+            os.unlink(blob)
+        except FileNotFoundError:
+            pass
+        return False
+
+    def fetch(self, entry: FileEntry, target: Path, download: Callable[[Path], None]) -> bool:
+        """Put a verified copy of ``entry`` at ``target``. ``download(path)`` writes the file there and
+        verifies it (raising if it does not match). True if the bytes came from the store."""
+        blob = self._blob(entry)
+        while True:
+            if self._link(blob, target, entry):
+                return True
+            fd = os.open(self.root / ".locks" / entry.sha256, os.O_CREAT | os.O_RDWR, 0o644)
+            try:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    # Another process is downloading it. Wait with a shared lock, so that every waiter
+                    # wakes at once when it is done (and links in parallel); if it failed, try ourselves.
+                    fcntl.flock(fd, fcntl.LOCK_SH)
+                    continue
+                if self._link(blob, target, entry):  # stored while we looked
+                    return True
+                tmp = self.root / f".{entry.sha256}.{os.getpid()}.{os.urandom(4).hex()}.tmp"
+                try:
+                    download(tmp)
+                    os.chmod(tmp, 0o444)
+                    os.replace(tmp, blob)
+                finally:
+                    try:
+                        os.unlink(tmp)
+                    except FileNotFoundError:
+                        pass
+                os.link(blob, target)  # still locked: no release() can take it before we link it
+                return False
+            finally:
+                os.close(fd)  # releases the lock
+
+    def release(self, entries: list[FileEntry]) -> list[str]:
+        """Remove stored files of ``entries`` that nothing links to any more; returns their digests."""
+        removed = []
+        for entry in entries:
+            try:
+                blob = self._blob(entry)
+                if os.stat(blob).st_nlink != 1:
+                    continue
+                with self._locked(entry.sha256):  # not while another process is linking it
+                    if os.stat(blob).st_nlink == 1:
+                        os.unlink(blob)
+                        removed.append(entry.sha256)
+            except (OSError, IntegrityError):  # gone already, or not ours to judge
+                continue
+        return removed
