@@ -124,3 +124,31 @@ class BlobCache:
             except (OSError, IntegrityError):  # gone already, or not ours to judge
                 continue
         return removed
+
+    def sweep(self) -> list[str]:
+        """Remove stored files that nothing links to any more (their directories were deleted
+        wholesale) and the debris of downloads that died. Returns the names removed."""
+        removed: list[str] = []
+        try:
+            names = [p.name for p in self.root.iterdir()]
+        except FileNotFoundError:
+            return removed
+        for name in names:
+            sha = name[1:65] if name.startswith(".") and name.endswith(".tmp") else name
+            if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+                continue
+            try:
+                fd = os.open(self.root / ".locks" / sha, os.O_CREAT | os.O_RDWR, 0o644)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held: a download of it is running
+                path = self.root / name
+                if name != sha or os.stat(path).st_nlink == 1:
+                    os.unlink(path)
+                    removed.append(name)
+            except OSError:
+                pass
+            finally:
+                os.close(fd)
+        return removed

@@ -174,9 +174,16 @@ class Watcher:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def _sweep_shared(self) -> None:
+        if self.shared is not None:  # files of directories deleted wholesale, downloads that died
+            removed = self.shared.sweep()
+            if removed:
+                log.info("removed %d unused file(s) from %s", len(removed), self.shared.root)
+
     def start(self) -> None:
         """Cold start from disk if possible, then follow the registry in a background thread."""
         self.cache.clean_partials()
+        self._sweep_shared()
         current = self.cache.current
         if current:
             m = self.cache.manifest(current)
@@ -235,6 +242,7 @@ class Watcher:
     def sync_once(self) -> bool:
         """One reconcile (``--once``): True if a verified version is current afterwards."""
         self.cache.clean_partials()
+        self._sweep_shared()
         current = self.cache.current
         if current:
             m = self.cache.manifest(current)

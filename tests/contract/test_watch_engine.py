@@ -270,3 +270,17 @@ def test_without_the_shared_store_each_watcher_downloads(lr, backend_env, tmp_pa
         assert os.stat(tmp_path / "a" / "current" / "model.pkl").st_nlink == 1
     finally:
         c.close()
+
+
+def test_a_starting_watcher_sweeps_files_no_directory_links(lr, make_client, tmp_path):
+    import shutil
+
+    w = Watcher(make_client(), "lr", tmp_path / "a")
+    assert w.sync_once()
+    w.stop()
+    blob = Path(lr.config["cache.dir"]) / lr.manifest("lr", "v1").files[0].sha256
+    assert os.stat(blob).st_nlink == 2
+    shutil.rmtree(tmp_path / "a")  # a replica's directory deleted wholesale
+    w2 = Watcher(make_client(), "lr", tmp_path / "b", WatchOptions(version="v2"))
+    assert w2.sync_once() and not blob.exists()
+    w2.stop()

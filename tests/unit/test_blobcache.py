@@ -105,3 +105,22 @@ def test_a_digest_that_is_not_one_never_becomes_a_path(tmp_path):
     store = BlobCache(tmp_path / "blobs")
     with pytest.raises(IntegrityError):
         store.fetch(FileEntry("x", 1, "../../etc/passwd"), tmp_path / "x", Downloads())
+
+
+def test_sweep_removes_what_nothing_links_and_dead_downloads_only(tmp_path):
+    store, dl = BlobCache(tmp_path / "blobs"), Downloads()
+    store.usable_for(tmp_path)
+    store.fetch(ENTRY, tmp_path / "kept", dl)
+    other = b"another file"
+    other_entry = FileEntry("o", len(other), hashlib.sha256(other).hexdigest())
+    store.fetch(other_entry, tmp_path / "gone", _writer(other))
+    os.unlink(tmp_path / "gone")  # its directory deleted wholesale: only the store links it
+    dead = tmp_path / "blobs" / f".{ENTRY.sha256}.123.abcd.tmp"  # a download that died
+    dead.write_bytes(b"half")
+    assert sorted(store.sweep()) == sorted([other_entry.sha256, dead.name])
+    assert (tmp_path / "blobs" / ENTRY.sha256).exists() and (tmp_path / "kept").read_bytes() == DATA
+    assert store.sweep() == []
+
+
+def _writer(data: bytes):
+    return lambda path: path.write_bytes(data)
