@@ -10,9 +10,8 @@ Backends open lazily, so a command that needs only the registry never touches st
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mdl import __version__
 from mdl.config import Config, load
@@ -38,8 +37,7 @@ class RolloutFailed(MdlError):
         self.replicas = replicas or []
 
 
-@dataclass
-class PushResult:
+class PushResult(NamedTuple):
     name: str
     version: str
     digest: str
@@ -52,11 +50,10 @@ class PushResult:
     promoted: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass
-class VersionInfo:
+class VersionInfo(NamedTuple):
     version: str
     bytes: int
     files: int
@@ -67,21 +64,19 @@ class VersionInfo:
     aliases: list[str]
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass
-class ModelSummary:
+class ModelSummary(NamedTuple):
     name: str
     aliases: dict[str, str]
     versions: int
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass
-class MoveResult:
+class MoveResult(NamedTuple):
     name: str
     alias: str
     previous: str | None
@@ -90,11 +85,10 @@ class MoveResult:
     action: str
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
-@dataclass
-class PullResult:
+class PullResult(NamedTuple):
     name: str
     version: str
     digest: str
@@ -104,7 +98,7 @@ class PullResult:
     changed: bool
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        return self._asdict()
 
 
 def _immutable(name: str, version: str) -> Conflict:
@@ -216,8 +210,7 @@ class Client:
                                 manifest.format, manifest.created, changed=True, uploaded=True)
         if promote:
             move = self.promote(name, result.version, alias=alias)
-            result.promoted = alias
-            result.changed = result.changed or move.changed
+            result = result._replace(promoted=alias, changed=result.changed or move.changed)
         return result
 
     def _identical_version(self, name: str, version: str | None, existing: list[str], files: list,

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 import traceback
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, TypeVar
 
 import typer
@@ -35,16 +33,16 @@ NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="No progress 
 KeepOpt = Annotated[int, typer.Option("--keep", min=2, help="Local versions kept (current and previous always).")]
 
 
-@dataclass
 class State:
     """Global options, resolved into a config and a client on first use."""
 
-    flags: dict[str, Any] = field(default_factory=dict)
-    config_path: str | None = None
-    context: str | None = None
-    debug: bool = False
-    _config: "Config | None" = None
-    _client: "Client | None" = None
+    def __init__(self) -> None:
+        self.flags: dict[str, Any] = {}
+        self.config_path: str | None = None
+        self.context: str | None = None
+        self.debug = False
+        self._config: "Config | None" = None
+        self._client: "Client | None" = None
 
     @property
     def config(self) -> "Config":
@@ -86,7 +84,26 @@ def output_format(ctx: typer.Context, output: str | None, as_json: bool) -> str:
 
 
 def emit_json(doc: Any) -> None:
+    import json  # here: commands that print no JSON (and --help) skip importing it
+
     sys.stdout.write(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+
+
+def event_printer(fmt: str) -> Callable[[dict[str, Any]], None]:
+    """One line per event of watch/serve: a JSON object on stdout (``-o json``), else a log line on stderr."""
+    import json
+
+    def emit(event: dict[str, Any]) -> None:
+        if fmt == "json":
+            sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
+            sys.stdout.flush()
+        else:
+            details = " ".join(f"{k}={v}" for k, v in event.items()
+                               if k not in ("event", "at", "model") and v is not None)
+            sys.stderr.write(f"{event['at']} {event['model']} {event['event']} {details}".rstrip() + "\n")
+            sys.stderr.flush()
+
+    return emit
 
 
 def emit_lines(lines: list[str]) -> None:

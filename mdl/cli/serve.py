@@ -1,14 +1,12 @@
 """mdl serve: an HTTP inference server that follows an alias and swaps versions with no downtime."""
 
-import json
 import re
-import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, output_format, state
+from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, event_printer, output_format, state
 from mdl.errors import InvalidInput, MdlError
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
@@ -23,20 +21,6 @@ def parse_size(text: str) -> int:
     if n < 1024:
         raise InvalidInput("--max-body must be at least 1 KiB")
     return n
-
-
-def _printer(fmt: str):
-    def emit(event: dict[str, Any]) -> None:
-        if fmt == "json":
-            sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
-            sys.stdout.flush()
-        else:
-            details = " ".join(f"{k}={v}" for k, v in event.items()
-                               if k not in ("event", "at", "model") and v is not None)
-            sys.stderr.write(f"{event['at']} {event['model']} {event['event']} {details}".rstrip() + "\n")
-            sys.stderr.flush()
-
-    return emit
 
 
 def _check_stack() -> None:
@@ -94,7 +78,7 @@ def serve(
 
     opts = ServeOptions(alias=alias, version=version, host=host, port=port, cache=cache, loader=loader, swap=swap,
                         max_batch=max_batch, max_body=size, keep=keep, graceful_timeout=graceful_timeout)
-    code = run(state(ctx).client, name, opts, _printer(fmt))
+    code = run(state(ctx).client, name, opts, event_printer(fmt))
     if code:
         raise typer.Exit(code)
 

@@ -1,29 +1,14 @@
 """mdl watch: the hot-update sidecar that keeps DIR/current on the version an alias names."""
 
-import json
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, output_format, state
+from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, event_printer, output_format, state
 from mdl.errors import ExitCode, InvalidInput
-
-
-def _printer(fmt: str):
-    def emit(event: dict[str, Any]) -> None:
-        if fmt == "json":
-            sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
-            sys.stdout.flush()
-        else:
-            details = " ".join(f"{k}={v}" for k, v in event.items() if k not in ("event", "at", "model") and v is not None)
-            sys.stderr.write(f"{event['at']} {event['model']} {event['event']} {details}".rstrip() + "\n")
-            sys.stderr.flush()
-
-    return emit
 
 
 @command
@@ -70,7 +55,7 @@ def watch(
     opts = WatchOptions(alias=alias, version=version, keep=keep, exec_cmd=exec_cmd, signal=sig, pidfile=pidfile,
                         webhook=webhook, prefetch=prefetch, jitter=jitter, max_concurrent=max_concurrent,
                         poll=poll)
-    watcher = Watcher(state(ctx).client, name, Path(dest), opts, emit=_printer(fmt))
+    watcher = Watcher(state(ctx).client, name, Path(dest), opts, emit=event_printer(fmt))
     if once:
         ok = watcher.sync_once()
         watcher.stop()

@@ -6,15 +6,17 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from dataclasses import asdict, dataclass, field
 from contextlib import nullcontext
-from typing import Any, Callable, ContextManager
+from typing import Any, Callable, ContextManager, NamedTuple
 
 NO_REVISION = -1  # the revision of a model that has no pointer yet
 
 
-@dataclass(frozen=True)
-class Pointer:
+# Records are NamedTuples, not dataclasses: immutable all the same, and each dataclass costs every
+# command about a millisecond of start-up to generate its methods.
+
+
+class Pointer(NamedTuple):
     """``aliases`` is the document any reader sees, e.g. ``{"latest": "20261127T171300Z"}``."""
 
     name: str
@@ -22,8 +24,7 @@ class Pointer:
     revision: int = NO_REVISION
 
 
-@dataclass(frozen=True)
-class HistoryEntry:
+class HistoryEntry(NamedTuple):
     seq: int
     alias: str
     from_version: str | None
@@ -33,16 +34,15 @@ class HistoryEntry:
     action: str  # promote | rollback
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = self._asdict()
         d["from"] = d.pop("from_version")
         d["to"] = d.pop("to_version")
         return d
 
 
-@dataclass(frozen=True)
-class Replica:
+class Replica(NamedTuple):
     id: str
-    data: dict[str, Any] = field(default_factory=dict)
+    data: dict[str, Any]
 
 
 class Watch:

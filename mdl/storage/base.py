@@ -8,9 +8,8 @@ suite in ``tests/contract`` proves it for each.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 
 from mdl.manifest import CHUNK, MANIFEST_NAME, FileEntry, Manifest
 
@@ -18,8 +17,7 @@ STAGING_DIR = ".mdl-staging"  # per model: <root>/<name>/.mdl-staging/<version>.
 OnBytes = Callable[[int], None]
 
 
-@dataclass(frozen=True)
-class StagingEntry:
+class StagingEntry(NamedTuple):
     """Debris of a push that never published: ``path`` is backend-specific."""
 
     name: str
