@@ -3,7 +3,10 @@
 
 For N = 1, 10, 50 separate `mdl watch` processes on a small model, time from `promote` returning to
 each watcher's `swapped` event (its own wall-clock stamp), per promotion the slowest watcher ("all
-swapped"). The baseline is the same watcher in `--poll 1` mode, measured in the same run. Then
+swapped"). The watchers share the host's store of verified files (the default: each file is
+downloaded once per host); ``push_no_store`` runs them with ``cache.dir: none`` (every watcher
+downloads, as one watcher per host would). The baseline is the same watcher in `--poll 1` mode,
+measured in the same run. Then
 `--prefetch` with a large model (default 512 MiB, N = 10): new versions are downloaded when pushed, so
 the promotion is only a link swap.
 
@@ -42,9 +45,10 @@ def stamp(at: str) -> float:
 
 
 class Fleet:
-    def __init__(self, env: dict, root: Path, n: int, extra: list[str]) -> None:
+    def __init__(self, env: dict, root: Path, n: int, extra: list[str], fleet_env: dict | None = None) -> None:
         self.events: queue.Queue = queue.Queue()
         self.procs = []
+        env = {**env, **(fleet_env or {})}
         for i in range(n):
             p = subprocess.Popen([MDL, "watch", "lr", "-d", str(root / f"w{i}"), "-o", "json", *extra], env=env,
                                  stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -87,12 +91,12 @@ def push_small(client, work: Path, tag: str) -> str:
     return client.push("lr", p, version=tag).version
 
 
-def measure(client, env: dict, work: Path, n: int, promotions: int, extra: list[str]) -> dict:
+def measure(client, env: dict, work: Path, n: int, promotions: int, extra: list[str], mode: str,
+            fleet_env: dict | None = None) -> dict:
     """Each promotion names a version pushed just before (not yet on any watcher): a real download."""
     root = Path(tempfile.mkdtemp(dir=work))
-    mode = "poll" if extra else "push"
     client.promote("lr", push_small(client, work, f"{mode}-{n}-0"))
-    fleet = Fleet(env, root, n, extra)
+    fleet = Fleet(env, root, n, extra, fleet_env)
     try:
         fleet.wait_for("swapped", f"{mode}-{n}-0")
         time.sleep(1.0)  # let every watcher settle into its idle wait
@@ -165,6 +169,7 @@ def main() -> None:
     work = Path(tempfile.mkdtemp(prefix="mdl-bench-watch-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDL_")}
     env["MDL_NO_PROGRESS"] = "1"
+    env["MDL_CACHE_DIR"] = str(work / "blobs")  # the host's shared store, this run's own
     if args.backend == "embedded":
         env["MDL_STORAGE_URL"] = f"file://{work}/models"
         env["MDL_REGISTRY_URL"] = f"sqlite://{work}/registry.db"
@@ -181,15 +186,20 @@ def main() -> None:
     from mdl.config import load
 
     client = Client(load(env=env))
-    out: dict = {"backend": args.backend, "push": [], "poll_1s": []}
+    # push: the default (a shared host store: one download per file per host); push_no_store: every
+    # watcher downloads for itself (cache.dir none), as on a fleet of one watcher per host;
+    # poll_1s: the baseline, TF Serving's default file-system polling interval.
+    modes = (("push", [], None), ("push_no_store", [], {"MDL_CACHE_DIR": "none"}),
+             ("poll_1s", ["--poll", "1"], None))
+    out: dict = {"backend": args.backend, **{m: [] for m, _, _ in modes}}
     print(f"backend: {args.backend}; time from promote returning to swapped (ms)")
-    print(f"{'mode':<10}{'N':>4}{'all p50':>10}{'all p99':>10}{'each p50':>10}{'each p99':>10}")
+    print(f"{'mode':<15}{'N':>4}{'all p50':>10}{'all p99':>10}{'each p50':>10}{'each p99':>10}")
     try:
         for n in [int(x) for x in args.ns.split(",") if x]:
-            for mode, extra in (("push", []), ("poll_1s", ["--poll", "1"])):
-                r = measure(client, env, work, n, args.promotions, extra)
+            for mode, extra, fleet_env in modes:
+                r = measure(client, env, work, n, args.promotions, extra, mode, fleet_env)
                 out[mode].append(r)
-                print(f"{mode:<10}{n:>4}{r['all_p50_ms']:>10.1f}{r['all_p99_ms']:>10.1f}"
+                print(f"{mode:<15}{n:>4}{r['all_p50_ms']:>10.1f}{r['all_p99_ms']:>10.1f}"
                       f"{r['each_p50_ms']:>10.1f}{r['each_p99_ms']:>10.1f}", flush=True)
         if args.prefetch_trials > 0:
             r = measure_prefetch(client, env, work, args.prefetch_n, args.prefetch_size_mib, args.prefetch_trials)
