@@ -92,13 +92,17 @@ def push_small(client, work: Path, tag: str) -> str:
 
 
 def measure(client, env: dict, work: Path, n: int, promotions: int, extra: list[str], mode: str,
-            fleet_env: dict | None = None) -> dict:
+            fleet_env: dict | None = None, warmup: int = 3) -> dict:
     """Each promotion names a version pushed just before (not yet on any watcher): a real download."""
     root = Path(tempfile.mkdtemp(dir=work))
     client.promote("lr", push_small(client, work, f"{mode}-{n}-0"))
     fleet = Fleet(env, root, n, extra, fleet_env)
     try:
         fleet.wait_for("swapped", f"{mode}-{n}-0")
+        for k in range(1, warmup + 1):  # untimed: the JVMs compile their hot paths, caches fill
+            v = push_small(client, work, f"{mode}-{n}-w{k}")
+            client.promote("lr", v)
+            fleet.wait_for("swapped", v)
         time.sleep(1.0)  # let every watcher settle into its idle wait
         all_swapped, each = [], []
         for k in range(1, promotions + 1):
@@ -162,6 +166,7 @@ def main() -> None:
     ap.add_argument("--backend", choices=("embedded", "distributed"), default="embedded")
     ap.add_argument("--ns", default="1,10,50")
     ap.add_argument("--promotions", type=int, default=20)
+    ap.add_argument("--warmup", type=int, default=3, help="untimed promotions first, per mode and N")
     ap.add_argument("--prefetch-size-mib", type=int, default=512)
     ap.add_argument("--prefetch-n", type=int, default=10)
     ap.add_argument("--prefetch-trials", type=int, default=2)
@@ -197,7 +202,7 @@ def main() -> None:
     try:
         for n in [int(x) for x in args.ns.split(",") if x]:
             for mode, extra, fleet_env in modes:
-                r = measure(client, env, work, n, args.promotions, extra, mode, fleet_env)
+                r = measure(client, env, work, n, args.promotions, extra, mode, fleet_env, args.warmup)
                 out[mode].append(r)
                 print(f"{mode:<15}{n:>4}{r['all_p50_ms']:>10.1f}{r['all_p99_ms']:>10.1f}"
                       f"{r['each_p50_ms']:>10.1f}{r['each_p99_ms']:>10.1f}", flush=True)

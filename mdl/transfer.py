@@ -159,8 +159,17 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
 
             if shared is None:
                 fetch(target)
-            elif shared.fetch(entry, target, fetch):
-                counter(entry.size)
+                return
+            try:
+                if shared.fetch(entry, target, fetch):
+                    counter(entry.size)
+            except OSError as exc:  # the store itself failed (permissions, a full disk): do without it
+                import logging
+
+                logging.getLogger("mdl.transfer").warning("shared store %s unusable (%s): downloading %s directly",
+                                                          shared.root, exc, entry.path)
+                target.unlink(missing_ok=True)
+                fetch(target)
 
         run_parallel(one, manifest.files, jobs)
         (tmp / MANIFEST_NAME).write_bytes(manifest.to_json())

@@ -60,8 +60,9 @@ def main(
 ) -> None:
     import gc
 
-    gc.freeze()  # what start-up made lives as long as the process: later collections skip it
-    gc.enable()  # off while the CLI loaded (mdl.cli.main)
+    if not gc.isenabled():  # the console script turned it off while the CLI loaded (mdl.cli.main)
+        gc.freeze()  # what start-up made lives as long as the process: later collections skip it
+        gc.enable()
     st = state(ctx)
     st.config_path, st.context = config, context
     st.flags = {"storage.url": storage, "registry.url": registry}

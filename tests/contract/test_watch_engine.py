@@ -284,3 +284,12 @@ def test_a_starting_watcher_sweeps_files_no_directory_links(lr, make_client, tmp
     w2 = Watcher(make_client(), "lr", tmp_path / "b", WatchOptions(version="v2"))
     assert w2.sync_once() and not blob.exists()
     w2.stop()
+
+
+def test_a_broken_shared_store_is_done_without(lr, make_client, tmp_path):
+    store = Path(lr.config["cache.dir"])
+    (store / lr.manifest("lr", "v1").files[0].sha256).mkdir(parents=True)  # cannot be linked from
+    w = Watcher(make_client(), "lr", tmp_path / "a")
+    assert w.sync_once() and current(tmp_path / "a") == "v1"
+    assert (tmp_path / "a" / "current" / "model.pkl").read_bytes() == b"model 1"
+    w.stop()
