@@ -78,6 +78,7 @@ class SqliteRegistry(Registry):
     def _connect(self) -> sqlite3.Connection:
         deadline = time.monotonic() + 30
         while True:
+            conn: sqlite3.Connection | None = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
                 conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
@@ -88,6 +89,8 @@ class SqliteRegistry(Registry):
             except sqlite3.OperationalError as exc:
                 # Processes opening a new database at once: switching it to WAL can answer "locked"
                 # at once, without the busy timeout. Only that is retried.
+                if conn is not None:
+                    conn.close()
                 if "locked" not in str(exc) or time.monotonic() > deadline:
                     raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
                                       hint="check registry.url and that its directory is writable") from None
