@@ -414,14 +414,23 @@ class Watcher:
     # -- prefetch ---------------------------------------------------------------------------------
 
     def _prefetch_loop(self) -> None:
+        older: set[str] = set()  # versions seen older than what is here: never fetched (or read) again
         while not self._stop.wait(self.opts.prefetch_interval):
             try:
                 versions = self.client.storage.list_versions(self.name)
-                local = set(self.cache.local_versions())
-                fresh = [v for v in versions if v not in local]
+                local = self.cache.local_versions()
+                fresh = [v for v in versions if v not in local and v not in older]
                 if not fresh:
                     continue
-                newest = max(self.client._manifests(self.name, fresh), key=lambda m: (m.created, m.version))
+                # Only a version pushed after everything here: not one that retention removed.
+                here = [m.created for v in local if (m := self.cache.manifest(v)) is not None]
+                newest_here = max(here, default="")
+                found = self.client._manifests(self.name, fresh)
+                older.update(m.version for m in found if m.created <= newest_here)
+                newer = [m for m in found if m.created > newest_here]
+                if not newer:
+                    continue
+                newest = max(newer, key=lambda m: (m.created, m.version))
                 self._fetch(newest.version, prefetch=True)
                 self._event("prefetched", version=newest.version)
             except NotFound:

@@ -293,3 +293,19 @@ def test_a_broken_shared_store_is_done_without(lr, make_client, tmp_path):
     assert w.sync_once() and current(tmp_path / "a") == "v1"
     assert (tmp_path / "a" / "current" / "model.pkl").read_bytes() == b"model 1"
     w.stop()
+
+
+def test_prefetch_never_fetches_back_what_retention_removed(lr, make_client, tmp_path, watchers):
+    d = tmp_path / "dir"
+    lr.promote("lr", "v3")  # v1 and v2 are older than what the watcher will hold
+    w = Watcher(make_client(), "lr", d, WatchOptions(prefetch=True, prefetch_interval=0.1, keep=2))
+    watchers.append(w)
+    events: list[dict] = []
+    w.emit = events.append
+    w.start()
+    until(lambda: current(d) == "v3")
+    lr.push("lr", make_model(tmp_path / "s9", b"model 9"), version="v9")
+    until(lambda: (d / "versions" / "v9").is_dir())
+    time.sleep(0.5)  # a few more prefetch rounds
+    assert [e["version"] for e in events_of(events, "prefetched")] == ["v9"]
+    assert sorted(p.name for p in (d / "versions").iterdir()) == ["v3", "v9"]
