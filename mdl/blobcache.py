@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from mdl.errors import IntegrityError
-from mdl.manifest import FileEntry, hash_file
+from mdl.manifest import FileEntry, file_matches
 
 
 class BlobCache:
@@ -45,18 +45,22 @@ class BlobCache:
             return False
 
     def _blob(self, entry: FileEntry) -> Path:
-        if len(entry.sha256) != 64 or not all(c in "0123456789abcdef" for c in entry.sha256):
+        if not _is_digest(entry.sha256):
             raise IntegrityError(f"{entry.path}: {entry.sha256!r} is not a sha256 digest")
         return self.root / entry.sha256
 
+    def _lock_file(self, sha: str) -> int:
+        """An open descriptor of the file whose flock(2) guards ``sha`` (closing it releases the lock)."""
+        return os.open(self.root / ".locks" / sha, os.O_CREAT | os.O_RDWR, 0o644)
+
     @contextmanager
     def _locked(self, sha: str) -> Iterator[None]:
-        fd = os.open(self.root / ".locks" / sha, os.O_CREAT | os.O_RDWR, 0o644)
+        fd = self._lock_file(sha)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield
         finally:
-            os.close(fd)  # releases the lock
+            os.close(fd)
 
     def _link(self, blob: Path, target: Path, entry: FileEntry) -> bool:
         """Link a stored, still intact copy to ``target``; False if there is none."""
@@ -64,11 +68,8 @@ class BlobCache:
             os.link(blob, target)
         except FileNotFoundError:
             return False
-        try:
-            if os.stat(target).st_size == entry.size and hash_file(target)[1] == entry.sha256:
-                return True
-        except OSError:
-            pass
+        if file_matches(target, entry):
+            return True
         os.unlink(target)  # damaged in the store: drop it there too, and download again
         try:
             os.unlink(blob)
@@ -83,7 +84,7 @@ class BlobCache:
         while True:
             if self._link(blob, target, entry):
                 return True
-            fd = os.open(self.root / ".locks" / entry.sha256, os.O_CREAT | os.O_RDWR, 0o644)
+            fd = self._lock_file(entry.sha256)
             try:
                 try:
                     fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -135,10 +136,10 @@ class BlobCache:
             return removed
         for name in names:
             sha = name[1:65] if name.startswith(".") and name.endswith(".tmp") else name
-            if len(sha) != 64 or not all(c in "0123456789abcdef" for c in sha):
+            if not _is_digest(sha):
                 continue
             try:
-                fd = os.open(self.root / ".locks" / sha, os.O_CREAT | os.O_RDWR, 0o644)
+                fd = self._lock_file(sha)
             except OSError:
                 continue
             try:
@@ -152,3 +153,7 @@ class BlobCache:
             finally:
                 os.close(fd)
         return removed
+
+
+def _is_digest(s: str) -> bool:
+    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)

@@ -115,6 +115,14 @@ def creator() -> str:
     return f"{user}@{hostname()}"
 
 
+def file_matches(path: Path, entry: FileEntry) -> bool:
+    """True if the local file at ``path`` has ``entry``'s size and sha256."""
+    try:
+        return os.stat(path).st_size == entry.size and hash_file(path)[1] == entry.sha256
+    except OSError:
+        return False
+
+
 def hash_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tuple[int, str]:
     """Size and sha256 of a local file, streamed."""
     import hashlib

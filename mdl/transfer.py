@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
 
 from mdl.errors import Conflict, IntegrityError, InvalidInput
-from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, hash_file
+from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, file_matches, hash_file
 from mdl.storage.base import Stage, Storage
 
 if TYPE_CHECKING:
@@ -114,14 +114,7 @@ def verify_local(dest: Path, manifest: Manifest) -> bool:
         return False
     if local.digest != manifest.digest:
         return False
-    for e in manifest.files:
-        p = dest / e.path
-        try:
-            if p.stat().st_size != e.size or hash_file(p)[1] != e.sha256:
-                return False
-        except OSError:
-            return False
-    return True
+    return all(file_matches(dest / e.path, e) for e in manifest.files)
 
 
 def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int, progress: Progress,

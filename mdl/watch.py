@@ -14,7 +14,6 @@ import os
 import random
 import secrets
 import signal as signals
-import socket
 import subprocess
 import threading
 import time
@@ -27,7 +26,7 @@ from mdl.blobcache import BlobCache
 from mdl.client import Client
 from mdl.errors import MdlError, NotFound
 from mdl.localcache import LocalCache
-from mdl.manifest import Manifest, now_iso
+from mdl.manifest import Manifest, hostname, now_iso
 from mdl.names import DEFAULT_ALIAS, validate_alias, validate_name, validate_version
 from mdl.registry.base import Pointer, ReplicaHandle
 from mdl.transfer import download_version, NoProgress
@@ -78,7 +77,7 @@ class Watcher:
         self.shared = BlobCache.from_setting(client.config["cache.dir"])
         self.emit = emit or (lambda e: None)
         self.on_swap = on_swap
-        self.replica_id = f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.replica_id = f"{hostname()}-{os.getpid()}-{secrets.token_hex(3)}"
         self.state = "starting"
         self.desired: str | None = None
         self.error: str | None = None
@@ -155,7 +154,7 @@ class Watcher:
             m = self.cache.manifest(current)
             if m is not None:
                 self._digests[current] = m.digest
-        data = {"kind": self.opts.kind, "host": socket.gethostname(), "pid": os.getpid(), "dir": str(self.cache.root),
+        data = {"kind": self.opts.kind, "host": hostname(), "pid": os.getpid(), "dir": str(self.cache.root),
                 "alias": None if self.opts.version else self.opts.alias, "desired": self.desired, "loaded": current,
                 "digest": self._digests.get(current) if current else None, "state": state, "since": now_iso(), "error": error,
                 "address": self.opts.address, **self.opts.extra}

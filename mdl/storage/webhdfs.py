@@ -81,9 +81,13 @@ from mdl.manifest import CHUNK, MANIFEST_NAME, FileEntry, Manifest
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import STAGING_DIR, OnBytes, Stage, StagingEntry, Storage
 
+try:  # urllib3 comes with the "distributed" extra
+    from mdl.storage.http import Http, HttpError, Response, body_reader, describe, release, spnego, text
+except ImportError:  # pragma: no cover - the extra is not installed
+    Http = None  # type: ignore[assignment,misc]
+
 if TYPE_CHECKING:
     from mdl.config import Config
-    from mdl.storage.http import Http, Response
 
 log = logging.getLogger(__name__)
 
@@ -135,8 +139,6 @@ def _one_line(text: Any, limit: int = 400) -> str:
 
 def _remote(resp: "Response") -> tuple[str | None, str]:
     """(java exception simple name, one-line message) of a WebHDFS error answer."""
-    from mdl.storage.http import text
-
     try:
         doc = resp.json()["RemoteException"]
         msg = str(doc.get("message") or "").strip().splitlines()
@@ -253,11 +255,9 @@ class WebHdfsStorage(Storage):
     def __init__(self, url: str, *, root: str = "/models", user: str | None = None, auth: str = "simple",
                  ca_bundle: str | None = None, timeout: float = 30.0, retries: int = 3,
                  pool_size: int = 64) -> None:
-        try:
-            from mdl.storage.http import Http, spnego
-        except ImportError:  # pragma: no cover - depends on the installed extras
+        if Http is None:  # pragma: no cover - depends on the installed extras
             raise ConfigError("the webhdfs:// backend needs the 'distributed' extra",
-                              hint="pip install 'mdl[distributed]'") from None
+                              hint="pip install 'mdl[distributed]'")
         self.url = url
         self._http, self.namenodes = _parse_url(url)
         if not root or not root.startswith("/"):
@@ -343,8 +343,6 @@ class WebHdfsStorage(Storage):
     def _nn(self, method: str, path: str, op: str, *, what: str | None = None, idempotent: bool = True,
             **params: Any) -> "Response":
         """One NameNode operation: HA failover, and retries with backoff when that is safe."""
-        from mdl.storage.http import HttpError
-
         query = {"op": op, **{k: v for k, v in params.items() if v is not None}}
         start = time.monotonic()
         deadline = start + self.timeout
@@ -429,8 +427,6 @@ class WebHdfsStorage(Storage):
         return err
 
     def _json(self, resp: "Response", op: str, path: str) -> Any:
-        from mdl.storage.http import text
-
         try:
             return resp.json()
         except ValueError:
@@ -505,8 +501,6 @@ class WebHdfsStorage(Storage):
 
     def _dn(self, method: str, url: str, *, data: Any = None, stream: bool = False) -> "Response":
         """One request to a DataNode ``Location``; failures become :class:`_DataNodeError`."""
-        from mdl.storage.http import HttpError, release
-
         addr = _hostport(url)
         try:
             resp = self._web.request(method, url, body=data, stream=stream, timeout=(self.timeout, self.timeout))
@@ -834,14 +828,10 @@ class WebHdfsReader(io.RawIOBase):
         location = self._s._location(resp, "OPEN", self._path)
         self._addr = _hostport(location)
         self._resp = self._s._dn("GET", location, stream=True)
-        from mdl.storage.http import body_reader
-
         self._recv = body_reader(self._resp)
 
     def _drop(self) -> None:
         if self._resp is not None:
-            from mdl.storage.http import release
-
             release(self._resp)
             self._resp = None
 
@@ -866,8 +856,6 @@ class WebHdfsReader(io.RawIOBase):
                 try:
                     n = self._recv(view)
                 except Exception as exc:  # socket/http errors mid-stream: resume at self._pos
-                    from mdl.storage.http import describe
-
                     raise _DataNodeError(self._addr, describe(exc)) from None
                 if not n:
                     raise _DataNodeError(self._addr, f"stream ended {self._end - self._pos} bytes early")
