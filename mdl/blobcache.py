@@ -38,11 +38,23 @@ class BlobCache:
     def usable_for(self, dest: Path) -> bool:
         """True if files can be hard-linked from the store into ``dest`` (same file system)."""
         try:
-            (self.root / ".locks").mkdir(parents=True, exist_ok=True)
-            parent = next(p for p in [dest, *dest.parents] if p.exists())
-            return os.stat(self.root).st_dev == os.stat(parent).st_dev
-        except (OSError, StopIteration):
+            locks = os.stat(self.root / ".locks")
+        except FileNotFoundError:
+            try:
+                (self.root / ".locks").mkdir(parents=True, exist_ok=True)
+                locks = os.stat(self.root / ".locks")
+            except OSError:
+                return False
+        except OSError:
             return False
+        for p in [dest, *dest.parents]:
+            try:
+                return os.stat(p).st_dev == locks.st_dev
+            except FileNotFoundError:
+                continue
+            except OSError:
+                return False
+        return False
 
     def _blob(self, entry: FileEntry) -> Path:
         if not _is_digest(entry.sha256):

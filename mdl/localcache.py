@@ -23,42 +23,57 @@ class LocalCache:
         self.root = root.absolute()
         self.versions = self.root / "versions"
         self.versions.mkdir(parents=True, exist_ok=True)
+        # version -> ((inode, mtime, size) of its manifest file, the manifest parsed from it)
+        self._manifests: dict[str, tuple[tuple[int, int, int], Manifest]] = {}
 
     def path(self, version: str) -> Path:
         return self.versions / version
 
     def _link(self, name: str) -> str | None:
         try:
-            target = os.readlink(self.root / name)
+            target = os.readlink(os.path.join(self.root, name))
         except OSError:
             return None
-        return Path(target).name
+        return os.path.basename(target)
 
     @property
     def current(self) -> str | None:
         v = self._link("current")
-        return v if v and self.path(v).is_dir() else None
+        return v if v and os.path.isdir(os.path.join(self.versions, v)) else None
 
     @property
     def previous(self) -> str | None:
         return self._link("previous")
 
     def manifest(self, version: str) -> Manifest | None:
+        """The manifest of the local copy of ``version`` (None if there is none, or it is damaged).
+        Parsed once while the file stays the same: a watcher asks several times per swap."""
+        path = os.path.join(self.versions, version, MANIFEST_NAME)
         try:
-            return Manifest.from_json((self.path(version) / MANIFEST_NAME).read_bytes())
+            st = os.stat(path)
+            key = (st.st_ino, st.st_mtime_ns, st.st_size)
+            known = self._manifests.get(version)
+            if known is not None and known[0] == key:
+                return known[1]
+            with open(path, "rb", buffering=0) as f:
+                m = Manifest.from_json(f.read())
         except (OSError, IntegrityError):
+            self._manifests.pop(version, None)
             return None
+        self._manifests[version] = (key, m)
+        return m
 
     def has_verified(self, version: str, manifest: Manifest) -> bool:
         return verify_local(self.path(version), manifest)
 
     def local_versions(self) -> list[str]:
-        return sorted(p.name for p in self.versions.iterdir() if p.is_dir() and not p.name.startswith("."))
+        with os.scandir(self.versions) as it:  # file types from the directory listing: no stat each
+            return sorted(e.name for e in it if not e.name.startswith(".") and e.is_dir())
 
     def _point(self, name: str, version: str) -> None:
-        tmp = self.root / f".{name}.{secrets.token_hex(4)}"
-        os.symlink(Path("versions") / version, tmp)
-        os.replace(tmp, self.root / name)  # rename(2) over the old link: readers see old or new
+        tmp = os.path.join(self.root, f".{name}.{secrets.token_hex(4)}")
+        os.symlink(f"versions/{version}", tmp)
+        os.replace(tmp, os.path.join(self.root, name))  # rename(2) over the old link: readers see old or new
 
     def swap(self, version: str) -> str | None:
         """Point ``current`` at ``version``; return the version it pointed at before."""
@@ -88,6 +103,7 @@ class LocalCache:
         for v in removed:
             m = self.manifest(v) if removed_manifest else None
             shutil.rmtree(self.path(v), ignore_errors=True)
+            self._manifests.pop(v, None)
             if m is not None and removed_manifest:
                 removed_manifest(m)
         return removed

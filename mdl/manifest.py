@@ -6,7 +6,7 @@ import functools
 import json
 import os
 import stat
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
@@ -62,7 +62,9 @@ class Manifest:
         return sum(f.size for f in self.files)
 
     def to_json(self) -> bytes:
-        doc = asdict(self)
+        # What dataclasses.asdict gives, without its deep copies (a watcher writes one per swap).
+        doc = {f.name: getattr(self, f.name) for f in fields(self)}
+        doc["files"] = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in self.files]
         doc["bytes"] = self.bytes
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
@@ -129,12 +131,13 @@ def hash_file(path: Path, on_bytes: Callable[[int], None] | None = None) -> tupl
 
     h = hashlib.sha256()
     size = 0
-    with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
-            h.update(chunk)
-            size += len(chunk)
+    with open(path, "rb", buffering=0) as f:
+        buf = memoryview(bytearray(min(CHUNK, os.fstat(f.fileno()).st_size or 1)))  # small files, small buffers
+        while n := f.readinto(buf):
+            h.update(buf[:n])
+            size += n
             if on_bytes:
-                on_bytes(len(chunk))
+                on_bytes(n)
     return size, h.hexdigest()
 
 

@@ -125,14 +125,18 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
     file system), files come from it, or are downloaded once into it, and are hard-linked.
     """
     dest = dest.absolute()
-    if dest.exists() and not dest.is_dir():
-        raise InvalidInput(f"{str(dest)!r} exists and is not a directory")
-    if dest.is_dir() and any(dest.iterdir()) and not (dest / MANIFEST_NAME).exists() and not force:
-        raise Conflict(f"{str(dest)!r} is not empty and holds no mdl version",
-                       hint="choose another directory with -d, or pass --force to replace it")
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    if os.path.exists(dest):
+        if not os.path.isdir(dest):
+            raise InvalidInput(f"{str(dest)!r} exists and is not a directory")
+        if any(dest.iterdir()) and not (dest / MANIFEST_NAME).exists() and not force:
+            raise Conflict(f"{str(dest)!r} is not empty and holds no mdl version",
+                           hint="choose another directory with -d, or pass --force to replace it")
     tmp = dest.parent / f".{dest.name}.mdl-tmp-{secrets.token_hex(4)}"
-    tmp.mkdir()
+    try:
+        tmp.mkdir()
+    except FileNotFoundError:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        tmp.mkdir()
     shared = cache if cache is not None and cache.usable_for(tmp) else None
     try:
         progress.add_total(manifest.bytes)
@@ -140,7 +144,8 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
 
         def one(entry: FileEntry) -> None:
             target = tmp / entry.path
-            target.parent.mkdir(parents=True, exist_ok=True)
+            if "/" in entry.path:
+                target.parent.mkdir(parents=True, exist_ok=True)
 
             def fetch(path: Path) -> None:
                 sha = storage.download(manifest.name, manifest.version, entry, path, counter)
@@ -167,12 +172,13 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
         run_parallel(one, manifest.files, jobs)
         (tmp / MANIFEST_NAME).write_bytes(manifest.to_json())
         _swap_into_place(tmp, dest)
-    finally:
+    except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        raise
 
 
 def _swap_into_place(tmp: Path, dest: Path) -> None:
-    if not dest.exists():
+    if not os.path.exists(dest):
         os.rename(tmp, dest)
         return
     old = dest.parent / f".{dest.name}.mdl-old-{secrets.token_hex(4)}"

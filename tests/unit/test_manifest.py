@@ -1,4 +1,7 @@
+import dataclasses
+import hashlib
 import json
+import os
 
 import pytest
 
@@ -31,10 +34,24 @@ def test_manifest_roundtrip_and_tamper_detection():
         Manifest.from_json(b"{not json")
 
 
+def test_to_json_is_every_field_and_the_byte_count():
+    m = Manifest("lr", "v1", entries(), digest_of(entries()), "2026-11-27T00:00:00.000000Z", "u@h", "0.1.0",
+                 "pickle", "file", extra={"k": [1, {"x": 2}]})
+    expected = {**dataclasses.asdict(m), "bytes": 3}
+    assert m.to_json() == (json.dumps(expected, indent=2, sort_keys=True) + "\n").encode()
+
+
 def test_hash_file(tmp_path):
     p = tmp_path / "f"
     p.write_bytes(b"abc")
     assert hash_file(p) == (3, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad")
+    (tmp_path / "empty").write_bytes(b"")
+    assert hash_file(tmp_path / "empty") == (0, hashlib.sha256().hexdigest())
+    big = os.urandom(3 * 1024 * 1024 + 5)  # several reads
+    (tmp_path / "big").write_bytes(big)
+    seen: list[int] = []
+    assert hash_file(tmp_path / "big", seen.append) == (len(big), hashlib.sha256(big).hexdigest())
+    assert sum(seen) == len(big)
 
 
 @pytest.mark.parametrize("rel", ["/abs", "a/../b", "./a", "a:b", MANIFEST_NAME])
