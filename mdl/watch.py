@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import random
 import secrets
 import signal as signals
@@ -33,6 +34,7 @@ from mdl.transfer import download_version, NoProgress
 
 log = logging.getLogger("mdl.watch")
 Emit = Callable[[dict[str, Any]], None]
+CHORES_NICE = 10  # how much less CPU the chores thread gets than the swap path, when CPU is short
 
 
 @dataclass
@@ -50,6 +52,8 @@ class WatchOptions:
     jitter: float = 0.0
     max_concurrent: int = 0  # downloads of this model at once across the fleet; 0 = no cap
     syncing_after: float = 1.0  # a download reports "syncing" only once it has run this long
+    heartbeat: float = 5.0  # the loop wakes at least this often (liveness, retries)
+    resync: float = 60.0  # with a live subscription, still re-read the pointer this often (a safety net)
     retry_base: float = 1.0
     retry_max: float = 60.0
     hook_timeout: float = 60.0
@@ -88,12 +92,16 @@ class Watcher:
         self._replica: ReplicaHandle | None = None
         self._watch = None
         self._delivered: Pointer | None = None
+        self._fresh_until = 0.0  # until then the subscription's last delivery stands for the pointer
         self._verified_current = False
         self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
         self._digests: dict[str, str] = {}
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # one reconcile, or one prune, at a time
         self._fetch_lock = threading.Lock()
         self._report_lock = threading.RLock()
+        self._report_queued = False
+        self._chores: queue.SimpleQueue | None = None
+        self._chores_thread: threading.Thread | None = None
         self._downloading: str | None = None
         self._slow = threading.Condition()  # the syncing watchdog's: (version, due) of the download
         self._slow_job: tuple[str, float] | None = None
@@ -143,12 +151,50 @@ class Watcher:
                 self._watchdog.start()
             self._slow.notify()
 
-    def _report(self, state: str, error: str | None = None) -> None:
-        with self._report_lock:
-            self._report_locked(state, error)
+    # -- chores: what follows a swap (reporting, pruning) ----------------------------------------
 
-    def _report_locked(self, state: str, error: str | None) -> None:
-        self.state, self.error = state, error
+    def _start_chores(self) -> None:
+        """Reports and pruning run in order on one thread with a lower CPU priority than the rest, so
+        that on a host short of CPU (many replicas switching at once) they wait for the swaps."""
+        self._chores = queue.SimpleQueue()
+        self._chores_thread = threading.Thread(target=self._run_chores, name="mdl-watch-chores", daemon=True)
+        self._chores_thread.start()
+
+    def _run_chores(self) -> None:
+        try:
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), CHORES_NICE)  # this thread (Linux)
+        except (AttributeError, OSError):
+            pass  # elsewhere: the same priority as the rest
+        assert self._chores is not None
+        while (job := self._chores.get()) is not None:
+            if self._stop.is_set():
+                continue  # stopping: only the sentinel matters
+            try:
+                job()
+            except Exception:
+                log.exception("watcher chore failed")
+
+    def _later(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on the chores thread, or now if there is none (``sync_once``)."""
+        if self._chores is None:
+            job()
+        else:
+            self._chores.put(job)
+
+    def _report(self, state: str, error: str | None = None) -> None:
+        """Set the replica's state now; the registry hears it from the chores thread (the latest
+        state, once, however many reports were made meanwhile)."""
+        with self._report_lock:
+            self.state, self.error = state, error
+            if self._report_queued:
+                return
+            self._report_queued = True
+        self._later(self._send_report)
+
+    def _send_report(self) -> None:
+        with self._report_lock:
+            self._report_queued = False
+            state, error = self.state, self.error
         current = self.cache.current
         if current and current not in self._digests:  # versions are immutable: read once
             m = self.cache.manifest(current)
@@ -173,6 +219,12 @@ class Watcher:
 
     # -- lifecycle ------------------------------------------------------------------------------
 
+    def _prune(self) -> None:
+        with self._lock:  # never while a reconcile is choosing or swapping to a version
+            removed = self.cache.prune(self.opts.keep, self._release)
+        if removed:
+            self._event("pruned", versions=removed)
+
     def _sweep_shared(self) -> None:
         if self.shared is not None:  # files of directories deleted wholesale, downloads that died
             removed = self.shared.sweep()
@@ -194,6 +246,7 @@ class Watcher:
             else:
                 self._event("discarded", version=current, reason="local copy failed verification")
                 self.cache.revert(None)
+        self._start_chores()
         self._report("syncing")
         self._subscribe()
         threading.Thread(target=self._loop, name=f"mdl-watch-{self.name}", daemon=True).start()
@@ -217,8 +270,9 @@ class Watcher:
         self._wake.set()
 
     def resync(self) -> None:
-        """SIGHUP: forget failures and reconcile now."""
+        """SIGHUP: forget failures, re-read the pointer and reconcile now."""
         self._failed.clear()
+        self._fresh_until = 0.0
         self._wake.set()
 
     def stop(self) -> None:
@@ -228,6 +282,10 @@ class Watcher:
             self._slow.notify()
         if self._watch is not None:
             self._watch.stop()
+        if self._chores is not None and self._chores_thread is not None:
+            self._chores.put(None)
+            if self._chores_thread is not threading.current_thread():
+                self._chores_thread.join(5.0)  # a registry write in flight ends within its timeout
         self.cache.clean_partials()
         if self._replica is not None:
             try:
@@ -267,7 +325,7 @@ class Watcher:
                 self._report("failed", f"unexpected: {exc}")
 
     def _next_retry_delay(self) -> float:
-        delay = self.opts.poll or 5.0  # a heartbeat: liveness and periodic re-checks
+        delay = self.opts.poll or self.opts.heartbeat
         if self._failed:
             delay = min(delay, max(0.05, min(t for t, _ in self._failed.values()) - time.monotonic()))
         return delay
@@ -277,7 +335,10 @@ class Watcher:
             return self.opts.version
         pointer, self._delivered = self._delivered, None
         if pointer is None:
+            if self._watch is not None and self._watch.live and time.monotonic() < self._fresh_until:
+                return self.desired  # a heartbeat or a retry: every change would have been delivered
             pointer = self.client.registry.get(self.name)
+        self._fresh_until = time.monotonic() + self.opts.resync
         return pointer.aliases.get(self.opts.alias)
 
     def _reconcile(self) -> None:
@@ -312,9 +373,7 @@ class Watcher:
                 return
             self._failed.pop(desired, None)
             self._report("ready")
-            removed = self.cache.prune(self.opts.keep, self._release)
-            if removed:
-                self._event("pruned", versions=removed)
+            self._later(self._prune)
 
     def _release(self, manifest: Manifest) -> None:
         if self.shared is not None:  # stored files no replica on this host links to any more
@@ -378,6 +437,7 @@ class Watcher:
             if self.on_swap and before:
                 self.on_swap(before, self.cache.path(before), version)
             raise exc if isinstance(exc, MdlError) else HookFailed(str(exc)) from None
+        self._digests[version] = manifest.digest
         self._event("swapped", version=version, previous=before, digest=manifest.digest)
 
     def _notify(self, version: str, previous: str | None) -> None:

@@ -58,6 +58,11 @@ class Watch:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
+    @property
+    def live(self) -> bool:
+        """True while every change will be delivered (for a remote registry: while connected)."""
+        return not self.stopped
+
 
 class ReplicaHandle(ABC):
     """A registered replica; it disappears when ``close`` is called or its process dies."""

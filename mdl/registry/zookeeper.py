@@ -851,6 +851,10 @@ class _ZkWatch(Watch):
     def start(self) -> None:
         self._thread.start()
 
+    @property
+    def live(self) -> bool:
+        return not self.stopped and self._reg._connected.is_set()
+
     def poke(self, *event: Any) -> None:
         """Called by kazoo (watch fired, with the event) or the connection listener: must not block."""
         self._events.put("fired" if event else "reconnected")

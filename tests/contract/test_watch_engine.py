@@ -220,7 +220,7 @@ def test_only_a_slow_download_reports_syncing(lr, make_client, tmp_path, watcher
     w._replica.update = lambda **data: (states.append(data["state"]), update(**data))[1]
 
     lr.promote("lr", "v2")  # a small model: no registry write until it is ready
-    until(lambda: current(d) == "v2" and w.state == "ready")
+    until(lambda: [(r.data["state"], r.data["loaded"]) for r in lr.replicas("lr")] == [("ready", "v2")])
     assert states == ["ready"]
 
     w.opts.syncing_after = 0.05
@@ -309,3 +309,44 @@ def test_prefetch_never_fetches_back_what_retention_removed(lr, make_client, tmp
     time.sleep(0.5)  # a few more prefetch rounds
     assert [e["version"] for e in events_of(events, "prefetched")] == ["v9"]
     assert sorted(p.name for p in (d / "versions").iterdir()) == ["v3", "v9"]
+
+
+def test_heartbeats_trust_a_live_subscription(lr, make_client, tmp_path, watchers):
+    c = make_client()
+    d = tmp_path / "dir"
+    w = Watcher(c, "lr", d, WatchOptions(heartbeat=0.05))
+    watchers.append(w)
+    w.start()
+    until(lambda: current(d) == "v1" and w.state == "ready")
+    reads: list[str] = []
+    get = c.registry.get
+    c.registry.get = lambda name: (reads.append(name), get(name))[1]
+    time.sleep(0.5)  # about 10 heartbeats
+    assert reads == []  # every change is delivered: no pointer read per heartbeat
+    lr.promote("lr", "v2")
+    until(lambda: current(d) == "v2")
+    reads.clear()  # (the embedded registry's watch delivers what it reads with get)
+    w.resync()  # SIGHUP: read it again
+    until(lambda: reads == ["lr"])
+    time.sleep(0.3)
+    assert reads == ["lr"]
+    w.opts.resync = 0.1  # the safety net: a read at least this often
+    w.resync()
+    until(lambda: len(reads) >= 4)
+    assert current(d) == "v2"
+
+
+def test_reports_and_pruning_run_on_a_lower_priority_thread(lr, make_client, tmp_path, watchers):
+    d = tmp_path / "dir"
+    w = Watcher(make_client(), "lr", d, WatchOptions(keep=1))
+    watchers.append(w)
+    w.start()
+    until(lambda: current(d) == "v1")
+    for v in ("v2", "v3"):
+        lr.promote("lr", v)
+        until(lambda: current(d) == v)
+    until(lambda: sorted(p.name for p in (d / "versions").iterdir()) == ["v2", "v3"])  # current + previous
+    until(lambda: [(r.data["state"], r.data["loaded"]) for r in lr.replicas("lr")] == [("ready", "v3")])
+    tid = w._chores_thread.native_id
+    nice = int(Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
+    assert nice == os.getpriority(os.PRIO_PROCESS, 0) + 10
