@@ -11,6 +11,7 @@ measured in the same run. Then
 the promotion is only a link swap.
 
     python bench/watch_latency.py [--backend embedded|distributed] [--ns 1,10,50] [--promotions 20]
+                                  [--modes push,push_no_store,poll_1s] [--prefetch-trials 0]
 """
 
 from __future__ import annotations
@@ -169,7 +170,8 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=3, help="untimed promotions first, per mode and N")
     ap.add_argument("--prefetch-size-mib", type=int, default=512)
     ap.add_argument("--prefetch-n", type=int, default=10)
-    ap.add_argument("--prefetch-trials", type=int, default=2)
+    ap.add_argument("--prefetch-trials", type=int, default=2, help="0: skip the prefetch measurement")
+    ap.add_argument("--modes", default="push,push_no_store,poll_1s", help="which of the three to run")
     args = ap.parse_args()
     work = Path(tempfile.mkdtemp(prefix="mdl-bench-watch-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDL_")}
@@ -196,6 +198,10 @@ def main() -> None:
     # poll_1s: the baseline, TF Serving's default file-system polling interval.
     modes = (("push", [], None), ("push_no_store", [], {"MDL_CACHE_DIR": "none"}),
              ("poll_1s", ["--poll", "1"], None))
+    wanted = set(args.modes.split(","))
+    if not wanted <= {m for m, _, _ in modes}:
+        ap.error(f"--modes: choose from {', '.join(m for m, _, _ in modes)}")
+    modes = tuple(m for m in modes if m[0] in wanted)
     out: dict = {"backend": args.backend, **{m: [] for m, _, _ in modes}}
     print(f"backend: {args.backend}; time from promote returning to swapped (ms)")
     print(f"{'mode':<15}{'N':>4}{'all p50':>10}{'all p99':>10}{'each p50':>10}{'each p99':>10}")
@@ -211,7 +217,7 @@ def main() -> None:
             out["prefetch"] = r
             print(f"prefetch {r['size_mib']} MiB, N={r['n']}: promote -> all swapped max {r['all_max_ms']:.1f} ms "
                   f"(median {r['all_p50_ms']:.1f} ms over {r['trials']} trials)")
-        n50 = [r for r in out["push"] if r["n"] == 50]
+        n50 = [r for r in out.get("push", []) if r["n"] == 50]
         if n50:
             print(f"target p99 < 300 ms at N=50: {'PASS' if n50[0]['all_p99_ms'] < 300 else 'MISS'} "
                   f"({n50[0]['all_p99_ms']:.1f} ms)")
