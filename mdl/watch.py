@@ -285,7 +285,7 @@ class Watcher:
         if self._chores is not None and self._chores_thread is not None:
             self._chores.put(None)
             if self._chores_thread is not threading.current_thread():
-                self._chores_thread.join(5.0)  # a registry write in flight ends within its timeout
+                self._chores_thread.join(2.0)  # not longer: the replica goes with the session anyway
         self.cache.clean_partials()
         if self._replica is not None:
             try:
