@@ -37,24 +37,17 @@ class BlobCache:
 
     def usable_for(self, dest: Path) -> bool:
         """True if files can be hard-linked from the store into ``dest`` (same file system)."""
+        locks = self.root / ".locks"
         try:
-            locks = os.stat(self.root / ".locks")
-        except FileNotFoundError:
             try:
-                (self.root / ".locks").mkdir(parents=True, exist_ok=True)
-                locks = os.stat(self.root / ".locks")
-            except OSError:
-                return False
-        except OSError:
-            return False
-        for p in [dest, *dest.parents]:
-            try:
-                return os.stat(p).st_dev == locks.st_dev
+                dev = os.stat(locks).st_dev
             except FileNotFoundError:
-                continue
-            except OSError:
-                return False
-        return False
+                locks.mkdir(parents=True, exist_ok=True)
+                dev = os.stat(locks).st_dev
+            parent = next(p for p in [dest, *dest.parents] if os.path.exists(p))
+            return os.stat(parent).st_dev == dev
+        except (OSError, StopIteration):
+            return False
 
     def _blob(self, entry: FileEntry) -> Path:
         if not _is_digest(entry.sha256):

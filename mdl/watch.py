@@ -95,7 +95,6 @@ class Watcher:
         self._fresh_until = 0.0  # until then the subscription's last delivery stands for the pointer
         self._verified_current = False
         self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
-        self._digests: dict[str, str] = {}
         self._lock = threading.RLock()  # one reconcile, or one prune, at a time
         self._fetch_lock = threading.Lock()
         self._report_lock = threading.RLock()
@@ -196,13 +195,10 @@ class Watcher:
             self._report_queued = False
             state, error = self.state, self.error
         current = self.cache.current
-        if current and current not in self._digests:  # versions are immutable: read once
-            m = self.cache.manifest(current)
-            if m is not None:
-                self._digests[current] = m.digest
+        m = self.cache.manifest(current) if current else None  # parsed once per version (LocalCache)
         data = {"kind": self.opts.kind, "host": hostname(), "pid": os.getpid(), "dir": str(self.cache.root),
                 "alias": None if self.opts.version else self.opts.alias, "desired": self.desired, "loaded": current,
-                "digest": self._digests.get(current) if current else None, "state": state, "since": now_iso(), "error": error,
+                "digest": m.digest if m else None, "state": state, "since": now_iso(), "error": error,
                 "address": self.opts.address, **self.opts.extra}
         try:
             if self._replica is None:
@@ -437,7 +433,6 @@ class Watcher:
             if self.on_swap and before:
                 self.on_swap(before, self.cache.path(before), version)
             raise exc if isinstance(exc, MdlError) else HookFailed(str(exc)) from None
-        self._digests[version] = manifest.digest
         self._event("swapped", version=version, previous=before, digest=manifest.digest)
 
     def _notify(self, version: str, previous: str | None) -> None:
