@@ -14,7 +14,10 @@ Shapes: (a) one ``--file-mib`` file, (b) a directory of ``--dir-files`` x ``--di
   download = ``curl -L ?op=OPEN -o OUT`` (one stream per file); a directory through ``xargs -P J``
   (file names known in advance: no listing, no hashing: the practical limit);
 * ``hdfscli``: HdfsCLI's own ``hdfscli upload|download -t J`` (``HDFSCLI_CONFIG`` = a private config
-  with the alias ``bench``).
+  with the alias ``bench``);
+* ``mdl-prehashed`` (only with ``--contenders``): the same mdl push, told each file's sha256 in
+  advance (``bench/mdl_prehashed.py``), so it sends without hashing; then the ordinary ``mdl pull``,
+  which verifies every byte. It measures what mdl's hashing costs the push.
 
 The cluster: unless ``--use-running``, the bench starts its OWN dev cluster
 (``python -m mdl.devcluster up`` with ``MDL_DEV_CLUSTER_DIR`` = a temp dir,
@@ -35,12 +38,18 @@ other than the contender's processes and the HDFS JVM ("other CPU": large values
 
 Targets: single-file pull mdl/curl >= 0.9; mdl/hdfscli >= 1.0 for push and pull of both shapes;
 peak RSS of every mdl process < 100 MiB. Exit code 0 whether or not a target is met.
+
+CPU: per run, the contender's CPU (its process tree), the HDFS JVM's, and "busy": the whole machine's
+CPU over wall time x CPUs. Before the rounds the bench times sha256 over each source in-process (the
+OpenSSL code mdl uses): the CPU mdl spends on every push and pull that curl and hdfscli do not. When
+busy is near 100% the wall time follows the total CPU, and that difference shows in the ratios.
 """
 
 from __future__ import annotations
 
 import argparse
 import getpass
+import hashlib
 import json
 import os
 import shlex
@@ -57,6 +66,8 @@ from pathlib import Path
 import _benchlib as bl
 
 CONTENDERS = ("mdl", "curl", "hdfscli")
+# Not run unless named: mdl whose push is told each sha256 in advance (bench/mdl_prehashed.py).
+EXPERIMENTS = ("mdl-prehashed",)
 SHAPES = ("file", "dir")
 OPS = ("push", "pull")
 PULL_VS_CURL_TARGET = 0.9
@@ -241,6 +252,27 @@ def tree_size(path: Path) -> tuple[int, int]:
     return len(fs), sum(p.stat().st_size for p in fs)
 
 
+def sha256_of(srcs: dict[str, Path]) -> tuple[dict[str, str], dict[str, float]]:
+    """Each source file's sha256 (by real path), and the CPU seconds hashing each shape took."""
+    digests, cpu = {}, {}
+    for shape, src in srcs.items():
+        t0 = time.thread_time()
+        for p in files_of(src):
+            h = hashlib.sha256()
+            with open(p, "rb", buffering=0) as f:
+                while chunk := f.read(bl.MiB):
+                    h.update(chunk)
+            digests[os.path.realpath(p)] = h.hexdigest()
+        cpu[shape] = time.thread_time() - t0
+    return digests, cpu
+
+
+def client_cpu_diff(results: dict[str, dict], shape: str, op: str) -> float | None:
+    cpus = [[c for c in results.get(f"{shape}/{op}/{who}", {}).get("client_cpu_s", []) if c is not None]
+            for who in ("mdl", "hdfscli")]
+    return bl.median(cpus[0]) - bl.median(cpus[1]) if all(cpus) else None
+
+
 # --------------------------------------------------------------------------------------------
 # Contenders: each returns the argv of one timed child
 
@@ -278,7 +310,7 @@ def main() -> int:
                     help="parallelism: mdl -j, parallel curls, hdfscli -t (default: %(default)s)")
     ap.add_argument("--shapes", default="file,dir", help="comma-separated subset of file,dir (default: %(default)s)")
     ap.add_argument("--contenders", default=",".join(CONTENDERS),
-                    help="comma-separated subset of mdl,curl,hdfscli (default: %(default)s)")
+                    help="comma-separated subset of mdl,curl,hdfscli,mdl-prehashed (default: %(default)s)")
     ap.add_argument("--use-running", action="store_true",
                     help="use the cluster in MDL_STORAGE_URL / MDL_STORAGE_USER instead of starting one")
     ap.add_argument("--port-offset", type=int, default=200,
@@ -303,8 +335,8 @@ def main() -> int:
     args.rss_method = bl.configure(args)
     args.shape_list = [s for s in args.shapes.split(",") if s]
     args.contender_list = [c for c in args.contenders.split(",") if c]
-    if not set(args.shape_list) <= set(SHAPES) or not set(args.contender_list) <= set(CONTENDERS):
-        ap.error("--shapes takes file,dir; --contenders takes mdl,curl,hdfscli")
+    if not set(args.shape_list) <= set(SHAPES) or not set(args.contender_list) <= set(CONTENDERS + EXPERIMENTS):
+        ap.error("--shapes takes file,dir; --contenders takes mdl,curl,hdfscli,mdl-prehashed")
     if min(args.file_mib, args.dir_files, args.dir_file_mib, args.repeat, args.jobs) < 1 or args.warmup < 0:
         ap.error("sizes, --repeat and --jobs must be >= 1, --warmup >= 0")
     for tool in (args.mdl, args.hdfscli, "/usr/bin/curl"):
@@ -352,6 +384,11 @@ def bench(args: argparse.Namespace, be: bl.Backend, cluster: Cluster) -> int:
         for i in range(args.dir_files):
             make_file(srcs["dir"] / f"part-{i:03d}.bin", args.dir_file_mib)
     bl.sync()
+    digests, sha_cpu = sha256_of(srcs)
+    digests_file = be.root / "digests.json"
+    digests_file.write_text(json.dumps(digests))
+    pre_cmd = [bl.interpreter_of(args.mdl), str(Path(__file__).resolve().parent / "mdl_prehashed.py")]
+    pre_env = {**env, "MDL_BENCH_DIGESTS": str(digests_file)}
     rels = {s: [p.relative_to(srcs[s]).as_posix() for p in files_of(srcs[s])] if s == "dir" else [srcs[s].name]
             for s in srcs}
     print(f"hdfs transfer bench: {cluster.url} (user {user}, blocksize {defaults.get('blockSize', '?')}, "
@@ -382,18 +419,21 @@ def bench(args: argparse.Namespace, be: bl.Backend, cluster: Cluster) -> int:
         jvm_cpu = c1 - c0 if c0 is not None and c1 is not None else None
         # CPU burnt by anything else during the run (other sessions, ZooKeeper, the kernel's writeback...).
         other = (s1 - s0) - (r.cpu_s or 0) - (jvm_cpu or 0)
-        return r, {"jvm_cpu_s": jvm_cpu, "other_cpu_s": other, "busy_cores_before": before}
+        busy = (s1 - s0) / (r.wall_s * (os.cpu_count() or 1))
+        return r, {"jvm_cpu_s": jvm_cpu, "other_cpu_s": other, "busy": busy, "busy_cores_before": before}
 
     def one(who: str, shape: str, run_id: str) -> dict[str, tuple[bl.Run, float | None]]:
         src, name, out = srcs[shape], f"{tag}-{shape}-{run_id}", {}
         dest = pull_root / f"{who}-{name}"
         single = shape == "file"
-        if who == "mdl":
+        if who in ("mdl", "mdl-prehashed"):
+            pre = who == "mdl-prehashed"
+            name += "-pre" if pre else ""
             version = f"v{run_id}"
             remote = f"/bench/mdl/{name}"
             warm(shape)
-            out["push"] = timed([args.mdl, "push", name, str(src), "--version", version, "-j", str(jobs),
-                                 "--no-progress", "-o", "json"], env, "mdl push")
+            out["push"] = timed([*(pre_cmd if pre else [args.mdl]), "push", name, str(src), "--version", version,
+                                 "-j", str(jobs), "--no-progress", "-o", "json"], pre_env if pre else env, f"{who} push")
             bl.sync()
             out["pull"] = timed([args.mdl, "pull", name, version, "-d", str(dest), "-j", str(jobs),
                                  "--no-progress", "-o", "json"], env, "mdl pull")
@@ -423,7 +463,7 @@ def bench(args: argparse.Namespace, be: bl.Backend, cluster: Cluster) -> int:
             got = dest
         # Checks and cleanup, outside the timed windows.
         n, total = tree_size(got)
-        want_n = len(rels[shape]) + (1 if who == "mdl" else 0)  # mdl also writes .mdl-manifest.json
+        want_n = len(rels[shape]) + (1 if who.startswith("mdl") else 0)  # mdl also writes .mdl-manifest.json
         stored = sum(n for p, n in hdfs.files_under(remote).items() if not p.rsplit("/", 1)[1].startswith(".mdl-"))
         if n != want_n or total < sizes[shape] * bl.MiB or stored != sizes[shape] * bl.MiB:
             raise SystemExit(f"bench: {who} {shape}: pulled {n} file(s) / {total} bytes, stored {stored} bytes; "
@@ -463,7 +503,7 @@ def bench(args: argparse.Namespace, be: bl.Backend, cluster: Cluster) -> int:
                     "mib_per_s": sizes[shape] / med, "maxrss_kib": [r.maxrss_kib for r, _ in rs],
                     "peak_rss_mib": max(r.maxrss_kib for r, _ in rs) / 1024,
                     "client_cpu_s": [r.cpu_s for r, _ in rs], "cluster_jvm_cpu_s": jvm_cpu or None,
-                    "other_cpu_s": [m["other_cpu_s"] for _, m in rs],
+                    "other_cpu_s": [m["other_cpu_s"] for _, m in rs], "busy": [m["busy"] for _, m in rs],
                     "busy_cores_before": [m["busy_cores_before"] for _, m in rs],
                 }
     for key, r in results.items():
@@ -480,15 +520,20 @@ def bench(args: argparse.Namespace, be: bl.Backend, cluster: Cluster) -> int:
         jcpu = bl.median(r["cluster_jvm_cpu_s"]) if r["cluster_jvm_cpu_s"] else None
         rows.append([key, f"{r['median_s']:.2f}", f"{r['min_s']:.2f}", f"{r['mib_per_s']:.0f}",
                      f"{cpu:.2f}" if cpu is not None else "-", f"{jcpu:.2f}" if jcpu is not None else "-",
-                     f"{max(r['other_cpu_s']):.1f}",
+                     f"{max(r['other_cpu_s']):.1f}", f"{bl.median(r['busy']):.0%}",
                      f"{r['peak_rss_mib']:.1f}", f"{r['x_curl']:.2f}" if "x_curl" in r else "",
                      f"{r['x_hdfscli']:.2f}" if "x_hdfscli" in r else ""])
     print(f"\npeak RSS via {args.rss_method}; client CPU = user+sys of the child tree; "
           f"cluster CPU = the HDFS JVM's (NameNode + 3 DataNodes) during the run; "
           f"other CPU = everything else on the machine during the run (other sessions: noise)")
     print(bl.table(["shape/op/contender", "median s", "best s", "MiB/s", "client CPU s", "cluster CPU s",
-                    "other CPU s (max)", "peak RSS MiB", "x curl", "x hdfscli"], rows))
+                    "other CPU s (max)", "busy", "peak RSS MiB", "x curl", "x hdfscli"], rows))
     print(f"(load average {load_start[0]:.1f} at start, {load_end[0]:.1f} at end, {os.cpu_count()} CPUs)")
+    for shape in args.shape_list:
+        print(f"sha256 of the {shape} source here: {sha_cpu[shape]:.2f} s CPU (mdl hashes every byte it pushes "
+              f"or pulls; curl and hdfscli do not)" + "".join(
+                  f"; mdl {op} client CPU - hdfscli's: {cpu_diff:+.2f} s" for op in OPS
+                  if (cpu_diff := client_cpu_diff(results, shape, op)) is not None))
 
     targets = []
 
@@ -524,7 +569,7 @@ def bench(args: argparse.Namespace, be: bl.Backend, cluster: Cluster) -> int:
                    "curl": f"CREATE noredirect + curl -T, curl -L OPEN; directories via xargs -P {jobs}",
                    "hdfscli": f"hdfscli upload|download -t {jobs} -f",
                    "cache": "not dropped; sources read through and sync before each timed push"},
-        "load_average": {"start": load_start, "end": load_end},
+        "load_average": {"start": load_start, "end": load_end}, "sha256_cpu_s": sha_cpu,
         "results": results, "targets": targets,
     }, args.no_save)
     return 0
