@@ -15,11 +15,12 @@ import json
 import os
 import sys
 import types
+from pathlib import Path
 
 from mdl.cli.main import main
 from mdl.storage import webhdfs
 
-DIGESTS: dict[str, str] = json.loads(open(os.environ["MDL_BENCH_DIGESTS"]).read())
+DIGESTS: dict[str, str] = json.loads(Path(os.environ["MDL_BENCH_DIGESTS"]).read_text())
 
 
 class _NoHash:
