@@ -310,7 +310,7 @@ def main() -> int:
                     help="parallelism: mdl -j, parallel curls, hdfscli -t (default: %(default)s)")
     ap.add_argument("--shapes", default="file,dir", help="comma-separated subset of file,dir (default: %(default)s)")
     ap.add_argument("--contenders", default=",".join(CONTENDERS),
-                    help="comma-separated subset of mdl,curl,hdfscli,mdl-prehashed (default: %(default)s)")
+                    help=f"comma-separated subset of {','.join(CONTENDERS + EXPERIMENTS)} (default: %(default)s)")
     ap.add_argument("--use-running", action="store_true",
                     help="use the cluster in MDL_STORAGE_URL / MDL_STORAGE_USER instead of starting one")
     ap.add_argument("--port-offset", type=int, default=200,
@@ -336,7 +336,7 @@ def main() -> int:
     args.shape_list = [s for s in args.shapes.split(",") if s]
     args.contender_list = [c for c in args.contenders.split(",") if c]
     if not set(args.shape_list) <= set(SHAPES) or not set(args.contender_list) <= set(CONTENDERS + EXPERIMENTS):
-        ap.error("--shapes takes file,dir; --contenders takes mdl,curl,hdfscli,mdl-prehashed")
+        ap.error(f"--shapes takes {','.join(SHAPES)}; --contenders takes {','.join(CONTENDERS + EXPERIMENTS)}")
     if min(args.file_mib, args.dir_files, args.dir_file_mib, args.repeat, args.jobs) < 1 or args.warmup < 0:
         ap.error("sizes, --repeat and --jobs must be >= 1, --warmup >= 0")
     for tool in (args.mdl, args.hdfscli, "/usr/bin/curl"):
@@ -426,7 +426,7 @@ def bench(args: argparse.Namespace, be: bl.Backend, cluster: Cluster) -> int:
         src, name, out = srcs[shape], f"{tag}-{shape}-{run_id}", {}
         dest = pull_root / f"{who}-{name}"
         single = shape == "file"
-        if who in ("mdl", "mdl-prehashed"):
+        if who.startswith("mdl"):  # mdl or mdl-prehashed
             pre = who == "mdl-prehashed"
             name += "-pre" if pre else ""
             version = f"v{run_id}"
