@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 from mdl.errors import IntegrityError
-from mdl.manifest import FileEntry, file_matches
+from mdl.manifest import FileEntry, file_matches, is_sha256
 
 
 class BlobCache:
@@ -50,7 +50,7 @@ class BlobCache:
             return False
 
     def _blob(self, entry: FileEntry) -> Path:
-        if not _is_digest(entry.sha256):
+        if not is_sha256(entry.sha256):
             raise IntegrityError(f"{entry.path}: {entry.sha256!r} is not a sha256 digest")
         return self.root / entry.sha256
 
@@ -141,7 +141,7 @@ class BlobCache:
             return removed
         for name in names:
             sha = name[1:65] if name.startswith(".") and name.endswith(".tmp") else name
-            if not _is_digest(sha):
+            if not is_sha256(sha):
                 continue
             try:
                 fd = self._lock_file(sha)
@@ -159,6 +159,3 @@ class BlobCache:
                 os.close(fd)
         return removed
 
-
-def _is_digest(s: str) -> bool:
-    return len(s) == 64 and all(c in "0123456789abcdef" for c in s)

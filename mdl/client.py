@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from mdl import __version__
 from mdl.config import Config, load
 from mdl.errors import (CasConflict, Conflict, IntegrityError, InvalidInput, MdlError, NotFound, PermissionDenied,
-                        Timeout, VersionExists)
+                        Timeout, Unavailable, VersionExists)
 from mdl.manifest import Manifest, creator, detect_format, digest_of, now_iso, scan_source, FORMATS
 from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate_alias, validate_name, validate_version
 from mdl.registry import Registry, open_registry
@@ -165,14 +165,16 @@ class Client:
         validate_name(name)
         validate_version(version)
         if from_registry:
-            data = self.registry.get_manifest(name, version)
+            try:
+                data = self.registry.get_manifest(name, version)
+            except Unavailable:
+                data = None  # storage has the original
             if data is not None:
                 try:
-                    m = Manifest.from_json(data, where=f"registry copy of the manifest of {name}/{version}")
+                    return Manifest.from_json(data, where=f"registry copy of the manifest of {name}/{version}",
+                                              expect=(name, version))
                 except IntegrityError:
-                    m = None  # a damaged copy: storage has the original
-                if m is not None and (m.name, m.version) == (name, version):
-                    return m
+                    pass  # a damaged copy: storage has the original
         try:
             return self.storage.read_manifest(name, version)
         except NotFound:

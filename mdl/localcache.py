@@ -15,12 +15,13 @@ from typing import Callable
 
 from mdl.errors import IntegrityError
 from mdl.manifest import MANIFEST_NAME, Manifest
-from mdl.transfer import verify_local
+from mdl.transfer import sweep_temporaries, verify_local
 
 
 class LocalCache:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, name: str | None = None) -> None:
         self.root = root.absolute()
+        self.name = name  # the model whose versions these are (checked in every manifest read)
         self.versions = self.root / "versions"
         self.versions.mkdir(parents=True, exist_ok=True)
         # version -> ((inode, mtime, size) of its manifest file, the manifest parsed from it)
@@ -56,7 +57,7 @@ class LocalCache:
             if known is not None and known[0] == key:
                 return known[1]
             with open(path, "rb", buffering=0) as f:
-                m = Manifest.from_json(f.read())
+                m = Manifest.from_json(f.read(), where=path, expect=(self.name, version))
         except (OSError, IntegrityError):
             self._manifests.pop(version, None)
             return None
@@ -109,7 +110,5 @@ class LocalCache:
         return removed
 
     def clean_partials(self) -> None:
-        """Remove temporary directories left by interrupted downloads."""
-        for p in self.versions.iterdir():
-            if p.name.startswith(".") and ".mdl-" in p.name:
-                shutil.rmtree(p, ignore_errors=True)
+        """Remove temporary directories left by downloads that died (not one still running)."""
+        sweep_temporaries(self.versions)

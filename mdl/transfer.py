@@ -5,16 +5,20 @@ Memory stays bounded: every file is streamed in 1 MiB chunks, at most ``jobs`` a
 
 from __future__ import annotations
 
+import errno
+import fcntl
 import os
 import secrets
 import shutil
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
 
 from mdl.errors import Conflict, IntegrityError, InvalidInput
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, file_matches, hash_file
+from mdl.safefs import create_new, inside, remove_tree
 from mdl.storage.base import Stage, Storage
 
 if TYPE_CHECKING:
@@ -55,10 +59,13 @@ def run_parallel(fn: Callable[[T], None], items: Iterable[T], jobs: int) -> None
         for it in items:
             fn(it)
         return
-    with ThreadPoolExecutor(max_workers=min(jobs, len(items))) as pool:
+    pool = ThreadPoolExecutor(max_workers=min(jobs, len(items)))
+    try:
         futures = [pool.submit(fn, it) for it in items]
         for f in futures:
             f.result()
+    finally:  # after a failure or Ctrl-C/SIGTERM, files not yet begun are not begun
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def hash_files(files: list[tuple[str, Path]], jobs: int, progress: Progress) -> list[FileEntry]:
@@ -117,12 +124,19 @@ def verify_local(dest: Path, manifest: Manifest) -> bool:
     return all(file_matches(dest / e.path, e) for e in manifest.files)
 
 
+TMP_MARK = ".mdl-tmp-"  # .NAME.mdl-tmp-TOKEN: a download in progress (flock held) or a dead one's debris
+OLD_MARK = ".mdl-old-"  # .NAME.mdl-old-TOKEN: the replaced copy, between two renames of a swap
+OLD_AFTER = 3600.0
+
+
 def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int, progress: Progress,
                      force: bool = False, cache: "BlobCache | None" = None) -> None:
     """Download every file to a temporary sibling of ``dest``, verify, then rename into place.
 
     On any failure nothing is left behind and ``dest`` is as it was. With a ``cache`` (on the same
-    file system), files come from it, or are downloaded once into it, and are hard-linked.
+    file system), files come from it, or are downloaded once into it, and are hard-linked. Every
+    file is created new inside the temporary directory (never through a symlink, never over a file),
+    whatever paths the manifest holds.
     """
     dest = dest.absolute()
     if os.path.exists(dest):
@@ -131,21 +145,16 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
         if any(dest.iterdir()) and not (dest / MANIFEST_NAME).exists() and not force:
             raise Conflict(f"{str(dest)!r} is not empty and holds no mdl version",
                            hint="choose another directory with -d, or pass --force to replace it")
-    tmp = dest.parent / f".{dest.name}.mdl-tmp-{secrets.token_hex(4)}"
+    tmp = _tmp_beside(dest)
+    lock = None
     try:
-        tmp.mkdir()
-    except FileNotFoundError:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp.mkdir()
-    shared = cache if cache is not None and cache.usable_for(tmp) else None
-    try:
+        lock = _make_locked_dir(tmp, dest)
+        shared = cache if cache is not None and cache.usable_for(tmp) else None
         progress.add_total(manifest.bytes)
         counter = _Counter(progress)
 
         def one(entry: FileEntry) -> None:
-            target = tmp / entry.path
-            if "/" in entry.path:
-                target.parent.mkdir(parents=True, exist_ok=True)
+            target = inside(tmp, entry.path)
 
             def fetch(path: Path) -> None:
                 sha = storage.download(manifest.name, manifest.version, entry, path, counter)
@@ -166,22 +175,89 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
 
                 logging.getLogger("mdl.transfer").warning("shared store %s unusable (%s): downloading %s directly",
                                                           shared.root, exc, entry.path)
-                target.unlink(missing_ok=True)
+                if os.path.lexists(target):  # inside our own temporary directory: ours to remove
+                    os.unlink(target)
                 fetch(target)
 
         run_parallel(one, manifest.files, jobs)
-        (tmp / MANIFEST_NAME).write_bytes(manifest.to_json())
+        with create_new(tmp / MANIFEST_NAME) as f:
+            f.write(manifest.to_json())
         _swap_into_place(tmp, dest)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException as exc:
+        # Ours unless making it failed (then nothing is there, or what is there is not ours). A signal
+        # landing between that mkdir and ``lock =`` still finds the directory removed here.
+        if not (lock is None and isinstance(exc, InvalidInput)):
+            shutil.rmtree(tmp, ignore_errors=True)
         raise
+    finally:
+        if lock is not None:
+            os.close(lock)
+
+
+def _tmp_beside(dest: Path) -> Path:
+    """A fresh name for the temporary sibling of ``dest`` (its parent created if missing); temporaries
+    of downloads that died (no lock held) are swept first."""
+    parent = dest.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise InvalidInput(f"cannot create {str(dest)!r}: {str(parent)!r} is not a directory") from None
+    except OSError as exc:
+        raise InvalidInput(f"cannot create {str(dest)!r}: its parent directory does not exist and cannot be "
+                           f"created ({exc.strerror})", hint="choose another directory with -d") from None
+    sweep_temporaries(parent, dest.name)
+    return parent / f".{dest.name}{TMP_MARK}{secrets.token_hex(4)}"
+
+
+def _make_locked_dir(tmp: Path, dest: Path) -> int:
+    """Create ``tmp`` and return a descriptor holding its flock(2) for as long as the download runs."""
+    try:
+        tmp.mkdir()
+    except OSError as exc:
+        why = "its parent directory does not exist" if exc.errno == errno.ENOENT else exc.strerror
+        raise InvalidInput(f"cannot create {str(dest)!r}: {why}", hint="choose another directory with -d") from None
+    fd = os.open(tmp, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def sweep_temporaries(parent: Path, name: str | None = None) -> list[str]:
+    """Remove from ``parent`` the temporaries of downloads that were killed (of ``name`` only, if
+    given): ours alone (the names mdl gives them), real directories, and only when no live download
+    holds their lock."""
+    tmp, old = (f".{name}{TMP_MARK}", f".{name}{OLD_MARK}") if name else (TMP_MARK, OLD_MARK)
+    removed = []
+    try:
+        names = [n for n in os.listdir(parent) if n.startswith(".") and (
+            n.startswith((tmp, old)) if name else (tmp in n or old in n))]
+    except OSError:
+        return removed
+    for n in names:
+        path = parent / n
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError:
+            continue  # gone, not a directory, or a symlink: not ours
+        try:
+            if old in n:  # renamed aside for a moment by a swap: only an old one is debris
+                if time.time() - os.fstat(fd).st_ctime < OLD_AFTER:
+                    continue
+            else:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            continue  # a download in progress holds it
+        finally:
+            os.close(fd)
+        if remove_tree(path, parent):
+            removed.append(n)
+    return removed
 
 
 def _swap_into_place(tmp: Path, dest: Path) -> None:
     if not os.path.exists(dest):
         os.rename(tmp, dest)
         return
-    old = dest.parent / f".{dest.name}.mdl-old-{secrets.token_hex(4)}"
+    old = dest.parent / f".{dest.name}{OLD_MARK}{secrets.token_hex(4)}"
     os.rename(dest, old)
     try:
         os.rename(tmp, dest)

@@ -77,7 +77,7 @@ class Watcher:
         validate_alias(self.opts.alias)
         if self.opts.version:
             validate_version(self.opts.version)
-        self.cache = LocalCache(root)
+        self.cache = LocalCache(root, self.name)
         self.shared = BlobCache.from_setting(client.config["cache.dir"])
         self.emit = emit or (lambda e: None)
         self.on_swap = on_swap
@@ -232,16 +232,10 @@ class Watcher:
         self.cache.clean_partials()
         self._sweep_shared()
         current = self.cache.current
-        if current:
-            m = self.cache.manifest(current)
-            if m and self._is_verified(current, m):
-                self._verified_current = True
-                self._event("resumed", version=current)
-                if self.on_swap:
-                    self.on_swap(current, self.cache.path(current), None)
-            else:
-                self._event("discarded", version=current, reason="local copy failed verification")
-                self.cache.revert(None)
+        if current and self._resume(current):
+            self._event("resumed", version=current)
+            if self.on_swap:
+                self.on_swap(current, self.cache.path(current), None)
         self._start_chores()
         self._report("syncing")
         self._subscribe()
@@ -298,8 +292,7 @@ class Watcher:
         self._sweep_shared()
         current = self.cache.current
         if current:
-            m = self.cache.manifest(current)
-            self._verified_current = bool(m and self._is_verified(current, m))
+            self._resume(current)
         self._reconcile()
         return self.ready
 
@@ -377,9 +370,31 @@ class Watcher:
 
     def _retry_later(self, key: str, error: str) -> None:
         _, attempts = self._failed.get(key, (0.0, 0))
-        delay = min(self.opts.retry_max, self.opts.retry_base * 2 ** attempts)
+        delay = min(self.opts.retry_max, self.opts.retry_base * 2 ** min(attempts, 30))
         delay = random.uniform(delay / 2, delay)  # jitter: a fleet does not retry in lockstep
         self._failed[key] = (time.monotonic() + delay, attempts + 1)
+
+    def _resume(self, version: str) -> bool:
+        """Keep the local copy ``current`` points at if it passes its own manifest and that manifest is
+        the one the registry or storage gives for the version, whenever either answers (a copy
+        rewritten on disk together with its manifest passes its own check). With neither reachable
+        it stands: fail static. Otherwise ``current`` is dropped and the version synced afresh."""
+        m = self.cache.manifest(version)
+        reason = "local copy failed verification"
+        if m is not None and self._is_verified(version, m):
+            try:
+                known = self.client.manifest(self.name, version, from_registry=True).digest
+            except MdlError:  # unreachable, or no (valid) manifest there: what was verified stands
+                known = m.digest
+            if known == m.digest:
+                self._verified_current = True
+                return True
+            reason = f"local copy has digest {m.digest}, but the registry and storage say {known}"
+            self._verified.discard((version, m.digest))
+        self._event("discarded", version=version, reason=reason)
+        self.cache.revert(None)
+        self._verified_current = False
+        return False
 
     def _is_verified(self, version: str, manifest: Manifest) -> bool:
         key = (version, manifest.digest)

@@ -29,8 +29,11 @@ def pull(
 
     Prints the directory. A copy already present and verified is left as it is.
     """
+    import signal
+
     fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
+    signal.signal(signal.SIGTERM, _interrupt)  # cleaned up like Ctrl-C: no temporary is left behind
     with progress_bar(ctx, f"pull {name}", no_progress) as bar:
         result = client.pull(name, version, alias=alias, dest=dest, jobs=jobs, progress=bar, force=force)
     if fmt == "json":
@@ -41,6 +44,10 @@ def pull(
         info(f"pulled {name}/{result.version}: {result.files} file(s), {human_bytes(result.bytes)}, verified")
     else:
         info(f"unchanged: {result.path} already holds {name}/{result.version}, verified")
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def register(app: typer.Typer) -> None:

@@ -94,3 +94,72 @@ def test_large_multi_file_version_roundtrip(client, tmp_path):
     client.pull("big", "v1", dest=dest, jobs=4)
     for rel, data in files.items():
         assert (dest / rel).read_bytes() == data
+
+
+def test_a_pull_sweeps_what_killed_pulls_left_and_nothing_else(client, tmp_path):
+    import fcntl
+    import os
+
+    client.push("lr", make_model(tmp_path, b"good"), version="v1", promote=True)
+    dead = tmp_path / ".out.mdl-tmp-0dead"  # a pull that was SIGKILLed: no lock held
+    (dead / "sub").mkdir(parents=True)
+    (dead / "sub" / "model.pkl").write_bytes(b"partial")
+    live = tmp_path / ".out.mdl-tmp-11fe"  # a pull still running: its lock is held
+    live.mkdir()
+    fd = os.open(live, os.O_RDONLY | os.O_DIRECTORY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    other = tmp_path / ".other.mdl-tmp-0dead"  # another destination's: not this pull's to judge
+    other.mkdir()
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    (victim / "keep").write_bytes(b"mine")
+    os.symlink(victim, tmp_path / ".out.mdl-tmp-link")  # a link with our name: never followed
+    try:
+        client.pull("lr", dest=tmp_path / "out")
+        assert not dead.exists() and live.exists() and other.exists()
+        assert (victim / "keep").read_bytes() == b"mine" and os.path.islink(tmp_path / ".out.mdl-tmp-link")
+    finally:
+        os.close(fd)
+
+
+@pytest.mark.parametrize("sig", ["SIGTERM", "SIGKILL"])
+def test_a_killed_pull_leaves_nothing_for_long(client, backend, backend_env, tmp_path, sig):
+    """SIGTERM cleans up like Ctrl-C; after SIGKILL the next pull into the same place sweeps."""
+    import os
+    import signal
+    import subprocess
+    import time
+
+    from ..conftest import MDL
+
+    big = tmp_path / "src" / "big.bin"
+    big.parent.mkdir()
+    with open(big, "wb") as f:
+        f.truncate((256 if backend == "embedded" else 64) * 1024 * 1024)
+    client.push("big", big, version="v1", promote=True)
+    out = tmp_path / "pulled" / "out"
+    proc = subprocess.Popen([MDL, "pull", "big", "-d", str(out)], env={**os.environ, **backend_env},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while not any(".mdl-tmp-" in n for n in _names(out.parent)):  # the download has begun
+        assert proc.poll() is None and time.monotonic() < deadline
+        time.sleep(0.002)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=60)
+    if sig == "SIGTERM":
+        assert proc.returncode == 130, err
+        assert err.decode().splitlines() == ["error: interrupted"]
+        assert _names(out.parent) == []
+    else:
+        assert proc.returncode == -9 and any(".mdl-tmp-" in n for n in _names(out.parent))
+        assert client.pull("big", dest=out).changed
+        assert _names(out.parent) == ["out"]
+
+
+def _names(d):
+    import os
+
+    try:
+        return sorted(os.listdir(d))
+    except FileNotFoundError:
+        return []

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import os
 import threading
 import time
@@ -11,6 +13,7 @@ import pytest
 
 from mdl.client import Client
 from mdl.config import load
+from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 from mdl.watch import Watcher, WatchOptions
 
 from ..conftest import write_stored
@@ -93,6 +96,29 @@ def test_a_tampered_local_copy_is_not_reused(lr, make_client, tmp_path):
     w2.stop()
     assert [e["version"] for e in events_of(events, "downloading")] == ["v1"]
     assert (d / "current" / "model.pkl").read_bytes() == b"model 1"
+
+
+def test_a_local_copy_rewritten_with_its_manifest_is_not_reused(lr, make_client, tmp_path):
+    """The copy passes its own (rewritten) manifest, but storage says the version is other bytes."""
+    d = tmp_path / "dir"
+    w = Watcher(make_client(), "lr", d)
+    assert w.sync_once()
+    w.stop()
+    copy = d / "versions" / "v1"
+    (copy / "model.pkl").write_bytes(b"tampered")
+    forged = Manifest.from_json((copy / MANIFEST_NAME).read_bytes())
+    files = [FileEntry("model.pkl", 8, hashlib.sha256(b"tampered").hexdigest())]
+    forged = dataclasses.replace(forged, files=files, digest=digest_of(files))
+    (copy / MANIFEST_NAME).write_bytes(forged.to_json())
+    events: list[dict] = []
+    w2 = Watcher(make_client(), "lr", d, emit=events.append)
+    assert w2.sync_once()
+    reported = lr.replicas("lr")[0].data["digest"]
+    w2.stop()
+    assert "storage say" in events_of(events, "discarded")[0]["reason"]
+    assert [e["version"] for e in events_of(events, "downloading")] == ["v1"]
+    assert (d / "current" / "model.pkl").read_bytes() == b"model 1"
+    assert reported == lr.manifest("lr", "v1").digest  # the digest a replica reports is the one it verified
 
 
 def test_a_failing_hook_keeps_the_old_version(lr, make_client, tmp_path, watchers):

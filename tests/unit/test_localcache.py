@@ -4,7 +4,7 @@ from mdl.localcache import LocalCache
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 
 
-def manifest(version: str, sha: str = "aa") -> Manifest:
+def manifest(version: str, sha: str = "a" * 64) -> Manifest:
     files = [FileEntry("m.pkl", 1, sha)]
     return Manifest("lr", version, files, digest_of(files), "2026-11-27T00:00:00.000000Z", "u@h", "0.1.0",
                     "pickle", "file")
@@ -18,9 +18,9 @@ def test_a_manifest_is_parsed_once_while_its_file_stays_the_same(tmp_path):
     first = cache.manifest("v1")
     assert first == manifest("v1") and cache.manifest("v1") is first
     tmp = path.with_name("new")
-    tmp.write_bytes(manifest("v1", "bb").to_json())
+    tmp.write_bytes(manifest("v1", "b" * 64).to_json())
     os.replace(tmp, path)  # another file (a re-download): read again
-    assert cache.manifest("v1") == manifest("v1", "bb")
+    assert cache.manifest("v1") == manifest("v1", "b" * 64)
     path.write_bytes(b"{damaged")
     assert cache.manifest("v1") is None
     path.unlink()

@@ -11,13 +11,13 @@ from mdl.manifest import (MANIFEST_NAME, FileEntry, Manifest, check_relpath, det
 
 
 def entries():
-    return [FileEntry("b", 2, "bb"), FileEntry("a", 1, "aa")]
+    return [FileEntry("b", 2, "b" * 64), FileEntry("a", 1, "a" * 64)]
 
 
 def test_digest_ignores_order_but_not_content():
     assert digest_of(entries()) == digest_of(list(reversed(entries())))
-    assert digest_of(entries()) != digest_of([FileEntry("b", 2, "bb"), FileEntry("a", 1, "ab")])
-    assert digest_of(entries()) != digest_of([FileEntry("b", 2, "bb"), FileEntry("c", 1, "aa")])
+    assert digest_of(entries()) != digest_of([FileEntry("b", 2, "b" * 64), FileEntry("a", 1, "ab" * 32)])
+    assert digest_of(entries()) != digest_of([FileEntry("b", 2, "b" * 64), FileEntry("c", 1, "a" * 64)])
     assert digest_of(entries()).startswith("sha256:")
 
 
@@ -27,7 +27,7 @@ def test_manifest_roundtrip_and_tamper_detection():
     doc = json.loads(m.to_json())
     assert doc["bytes"] == 3 and doc["schema"] == 1
     assert Manifest.from_json(m.to_json()) == m
-    doc["files"][0]["sha256"] = "ff"
+    doc["files"][0]["sha256"] = "f" * 64
     with pytest.raises(IntegrityError):
         Manifest.from_json(json.dumps(doc).encode())
     with pytest.raises(IntegrityError):
