@@ -7,14 +7,96 @@ suite in ``tests/contract`` proves it for each.
 
 from __future__ import annotations
 
+import logging
+import os
+import secrets
+import stat
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
 
-from mdl.manifest import CHUNK, MANIFEST_NAME, FileEntry, Manifest
+from mdl.errors import IntegrityError, InvalidInput, MdlError, NotFound
+from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, FileEntry, Manifest, check_entry_path
+from mdl.names import validate_version
 
-STAGING_DIR = ".mdl-staging"  # per model: <root>/<name>/.mdl-staging/<version>.<token>
+STAGING_DIR = ".mdl-staging"  # per model: <root>/<name>/.mdl-staging/<version>.<pid>.<token>
 OnBytes = Callable[[int], None]
+TREE_HINT = "the stored tree was changed behind mdl's back"
+
+#: Whatever the tree holds is untrusted input: entries that are not mdl's are skipped, said here.
+log = logging.getLogger("mdl.storage")
+
+
+def skip_foreign(entry: str, where: str, why: str) -> None:
+    """An entry of the tree that is not mdl's (``lost+found``, a stray file, a symlink): skipped."""
+    log.debug("skipping %r in %s: %s", entry, where, why)
+
+
+def invalid_name(entry: str, validate: Callable[[str], str]) -> str | None:
+    """Why ``entry`` is not a valid model name / version id (``validate``), or None if it is."""
+    try:
+        validate(entry)
+    except InvalidInput as exc:
+        return exc.message
+    return None
+
+
+def staging_name(version: str) -> str:
+    """The name of a push's private staging directory: ``<version>.<pid>.<8 hex digits>``."""
+    return f"{version}.{os.getpid()}.{secrets.token_hex(4)}"
+
+
+def is_staging_name(entry: str) -> bool:
+    """True if ``entry`` is a name :func:`staging_name` gives (anything else in a staging directory is
+    not mdl's, and ``clean`` leaves it alone)."""
+    parts = entry.rsplit(".", 2)
+    if len(parts) != 3:
+        return False
+    version, pid, token = parts
+    return (invalid_name(version, validate_version) is None and pid.isascii() and pid.isdigit()
+            and len(token) == 8 and all(c in "0123456789abcdef" for c in token))
+
+
+def stored_rel(name: str, version: str, rel: str) -> str:
+    """``rel`` as a path inside a stored version (a manifest's path, or the manifest itself):
+    IntegrityError unless it is a plain relative path, whatever the caller was given."""
+    if rel == MANIFEST_NAME:
+        return rel
+    try:
+        return check_entry_path(rel)
+    except (ValueError, TypeError) as exc:
+        raise IntegrityError(f"refusing to read from {name}/{version}: {exc}", hint=TREE_HINT) from None
+
+
+def too_large(what: str, size: int, limit: int) -> IntegrityError:
+    return IntegrityError(f"{what} is {size} bytes, more than the {limit} mdl reads: refusing to read it",
+                          hint=TREE_HINT)
+
+
+def open_source(local: Path) -> BinaryIO:
+    """Open a local file being pushed (unbuffered). It may have changed since it was scanned: gone
+    (NotFound), unreadable (InvalidInput), or no longer a regular file (never blocks on a FIFO)."""
+    try:
+        fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
+    except FileNotFoundError:
+        raise vanished(local) from None
+    except PermissionError:
+        raise InvalidInput(f"file {str(local)!r} is not readable (permission denied)") from None
+    except OSError as exc:
+        raise MdlError(f"cannot read {str(local)!r}: {exc.strerror or exc}") from None
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InvalidInput(f"{str(local)!r} is no longer a regular file", hint="push regular files only")
+        os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb", buffering=0)
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def vanished(local: Path) -> NotFound:
+    return NotFound(f"file {str(local)!r} vanished while it was being pushed",
+                    hint="push again once the file is complete")
 
 
 class StagingEntry(NamedTuple):
@@ -58,15 +140,18 @@ class Storage(ABC):
     url: str
 
     @abstractmethod
-    def list_models(self) -> list[str]: ...
+    def list_models(self) -> list[str]:
+        """Models in the tree: real directories with valid names; anything else is skipped (logged)."""
 
     @abstractmethod
     def list_versions(self, name: str) -> list[str]:
-        """Published versions of a model (any order); hidden paths are never versions."""
+        """Published versions of a model (any order): real directories with valid version ids; hidden
+        paths and anything else are skipped (logged)."""
 
     @abstractmethod
-    def read_bytes(self, name: str, version: str, rel: str) -> bytes:
-        """A small file of a version (the manifest); NotFound if absent."""
+    def read_bytes(self, name: str, version: str, rel: str, limit: int = MANIFEST_MAX) -> bytes:
+        """A small file of a version (the manifest); NotFound if absent; IntegrityError, before
+        reading it, if it holds more than ``limit`` bytes."""
 
     @abstractmethod
     def open(self, name: str, version: str, rel: str) -> BinaryIO:
@@ -77,26 +162,35 @@ class Storage(ABC):
         """Begin writing a new version under a hidden staging path."""
 
     @abstractmethod
-    def list_staging(self, name: str | None = None) -> list[StagingEntry]: ...
+    def list_staging(self, name: str | None = None) -> list[StagingEntry]:
+        """Staging directories of pushes (any age) of valid models: only real directories named as
+        :func:`staging_name` names them, in real staging directories; anything else is skipped."""
 
     @abstractmethod
-    def remove_staging(self, entry: StagingEntry) -> None: ...
+    def remove_staging(self, entry: StagingEntry) -> None:
+        """Remove one staging directory; InvalidInput for a path that is not one, and never anything
+        reached through a symlink."""
 
     def close(self) -> None:
         """Release connections."""
 
     def read_manifest(self, name: str, version: str) -> Manifest:
-        data = self.read_bytes(name, version, MANIFEST_NAME)
-        return Manifest.from_json(data, where=f"manifest of {name}/{version}")
+        """The manifest of ``name/version``, checked (IntegrityError) to be a valid one of this very
+        version: a manifest copied or moved from elsewhere in the tree is refused."""
+        data = self.read_bytes(name, version, MANIFEST_NAME, MANIFEST_MAX)
+        return Manifest.from_json(data, where=f"manifest of {name}/{version}",
+                                  expect=(name, version))
 
     def download(self, name: str, version: str, entry: FileEntry, dest: Path,
                  on_bytes: OnBytes | None = None) -> str:
-        """Stream one file to ``dest``; return the sha256 of what was written."""
+        """Stream one file to ``dest``, a path that must not exist yet (never truncated, never
+        through a symlink); return the sha256 of what was written."""
         from mdl.hashing import BackgroundSha256
+        from mdl.safefs import create_new
 
         h = BackgroundSha256()
         try:
-            with self.open(name, version, entry.path) as src, open(dest, "wb") as out:
+            with self.open(name, version, entry.path) as src, create_new(dest) as out:
                 for chunk in iter_chunks(src, h, on_bytes):
                     out.write(chunk)
         finally:

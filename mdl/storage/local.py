@@ -1,57 +1,128 @@
-"""The embedded storage: a local directory holding ``<name>/<version>/<files>``."""
+"""The embedded storage: a local directory holding ``<name>/<version>/<files>``.
+
+The root is configuration (trusted); everything below it is untrusted input. No symlink below the
+root is ever followed (reads go through :func:`mdl.safefs.open_beneath`), listings skip whatever is
+not a real directory with a valid name, and ``clean`` removes only real staging directories.
+"""
 
 from __future__ import annotations
 
 import errno
 import os
-import shutil
+import stat
 import time
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable
 from urllib.parse import unquote, urlparse
 
-from mdl.errors import ConfigError, InvalidInput, NotFound, PermissionDenied, VersionExists
-from mdl.manifest import MANIFEST_NAME, Manifest
+from mdl import safefs
+from mdl.errors import ConfigError, InvalidInput, MdlError, NotFound, PermissionDenied, VersionExists
+from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, Manifest
 from mdl.names import validate_name, validate_version
-from mdl.storage.base import STAGING_DIR, OnBytes, Stage, StagingEntry, Storage, iter_chunks
+from mdl.storage.base import (
+    STAGING_DIR,
+    TREE_HINT,
+    OnBytes,
+    Stage,
+    StagingEntry,
+    Storage,
+    invalid_name,
+    is_staging_name,
+    open_source,
+    skip_foreign,
+    staging_name,
+    stored_rel,
+    too_large,
+)
+
+_URL_HINT = "use file:///absolute/path"
 
 
 def _path_of(url: str) -> Path:
+    if not url.strip():
+        raise ConfigError("storage.url is empty", hint=_URL_HINT)
     if "://" not in url:
-        return Path(url).expanduser().absolute()
+        if url.startswith("file:"):  # file:/absolute/path (no authority) is a file URL too; file:x is not
+            path = unquote(url[len("file:"):])
+            if not path.startswith("/"):
+                raise ConfigError(f"storage.url {url!r} is not an absolute path", hint=_URL_HINT)
+            return _checked(url, path)
+        return _checked(url, str(Path(url).expanduser().absolute()))
     parsed = urlparse(url)
+    if parsed.scheme != "file":
+        raise ConfigError(f"storage.url {url!r} is not a file:// URL", hint=_URL_HINT)
     if parsed.netloc not in ("", "localhost"):
         raise ConfigError(f"storage.url {url!r} names a host; use file:///absolute/path")
-    return Path(unquote(parsed.path))
+    if parsed.query or parsed.fragment or parsed.params or url.endswith(("?", "#")):
+        raise ConfigError(f"storage.url {url!r} has a query or fragment; a file:// URL is a path only",
+                          hint=_URL_HINT + " (write a '?' or '#' in a directory name as %3F or %23)")
+    if not parsed.path:
+        raise ConfigError(f"storage.url {url!r} has no path", hint=_URL_HINT)
+    return _checked(url, unquote(parsed.path))
+
+
+def _checked(url: str, path: str) -> Path:
+    if "\0" in path:
+        raise ConfigError(f"storage.url {url!r} holds a NUL character", hint=_URL_HINT)
+    return Path(path)
+
+
+def _scan(fd: int) -> list[os.DirEntry]:
+    with os.scandir(fd) as it:
+        return list(it)
 
 
 class LocalStage(Stage):
     def __init__(self, storage: "LocalStorage", name: str, version: str) -> None:
         self.name, self.version = name, version
+        self._root = storage.root
         self._final = storage.root / name / version
-        staging = storage.root / name / STAGING_DIR
-        staging.mkdir(parents=True, exist_ok=True)
-        self.path = staging / f"{version}.{os.getpid()}.{os.urandom(4).hex()}"
+        staging = _real_dirs(storage.root, name, STAGING_DIR)
+        self.path = staging / staging_name(version)
         self.path.mkdir()
+        if not safefs.real_path_under(self.path, self._root):  # swapped for a symlink meanwhile
+            raise safefs.Escape(f"{str(self.path)!r} is reached through a symlink: refusing to write there",
+                                hint=TREE_HINT)
 
     def upload(self, rel: str, local: Path, on_bytes: OnBytes | None = None) -> str:
-        dest = self.path / rel
-        dest.parent.mkdir(parents=True, exist_ok=True)
         from mdl.hashing import BackgroundSha256
 
-        h = BackgroundSha256()
-        try:
-            with open(local, "rb") as src, open(dest, "wb") as out:
-                for chunk in iter_chunks(src, h, on_bytes):
-                    out.write(chunk)
-        finally:
-            digest = h.hexdigest()
+        dest = safefs.inside(self.path, rel)
+        with open_source(local) as src:
+            try:
+                out = safefs.create_new(dest)
+            except OSError as exc:
+                raise _write_error(exc, dest) from None
+            h = BackgroundSha256()
+            try:
+                with out:
+                    while True:
+                        try:
+                            chunk = src.read(CHUNK)
+                        except OSError as exc:
+                            raise MdlError(f"cannot read {str(local)!r}: {exc.strerror or exc}") from None
+                        if not chunk:
+                            break
+                        h.update(chunk)
+                        if on_bytes:
+                            on_bytes(len(chunk))
+                        try:
+                            out.write(chunk)
+                        except OSError as exc:
+                            raise _write_error(exc, dest) from None
+            finally:
+                digest = h.hexdigest()
         return digest
 
     def write_manifest(self, manifest: Manifest) -> None:
         tmp = self.path / (MANIFEST_NAME + ".tmp")
-        tmp.write_bytes(manifest.to_json())
-        os.replace(tmp, self.path / MANIFEST_NAME)
+        tmp.unlink(missing_ok=True)  # left by an attempt that failed; unlink never follows a symlink
+        try:
+            with safefs.create_new(tmp) as out:
+                out.write(manifest.to_json())
+            os.replace(tmp, self.path / MANIFEST_NAME)
+        except OSError as exc:
+            raise _write_error(exc, tmp) from None
 
     def retarget(self, version: str) -> None:
         self.version = version
@@ -64,10 +135,36 @@ class LocalStage(Stage):
         except OSError as exc:
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                 raise VersionExists(f"version {self.name}/{self.version} already exists") from None
+            if exc.errno == errno.ENOENT:
+                raise MdlError(f"the staged files of {self.name}/{self.version} vanished before publishing "
+                               f"({self.path})", hint="was `mdl clean` run during the push? push again") from None
             raise
 
     def abort(self) -> None:
-        shutil.rmtree(self.path, ignore_errors=True)
+        safefs.remove_tree(self.path, self._root)
+
+
+def _real_dirs(root: Path, *parts: str) -> Path:
+    """``root/parts...`` as real directories, created if missing; Escape if one is a symlink or a file
+    (nothing is created through it)."""
+    root.mkdir(parents=True, exist_ok=True)  # the root is configuration
+    path = root
+    for part in parts:
+        path = path / part
+        try:
+            path.mkdir()
+        except FileExistsError:
+            pass
+        if not safefs.is_real_dir(path):
+            raise safefs.Escape(f"{str(path)!r} is a symlink or not a directory: refusing to write through it",
+                                hint=TREE_HINT)
+    return path
+
+
+def _write_error(exc: OSError, path: Path) -> MdlError:
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(f"cannot write {str(path)!r}: permission denied")
+    return MdlError(f"cannot write {str(path)!r}: {exc.strerror or exc}")
 
 
 class LocalStorage(Storage):
@@ -77,67 +174,162 @@ class LocalStorage(Storage):
         self.url = url
         self.root = _path_of(url)
 
-    def _model_dirs(self) -> list[Path]:
+    # -- listings: real directories with valid names, nothing else ------------------------------
+
+    def _open_root(self) -> int | None:
         try:
-            return sorted(p for p in self.root.iterdir() if not p.name.startswith(".") and p.is_dir())
+            return os.open(self.root, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         except FileNotFoundError:
-            return []
+            return None
+        except NotADirectoryError:
+            raise ConfigError(f"storage directory {str(self.root)!r} is not a directory",
+                              hint="check storage.url") from None
         except PermissionError:
             raise PermissionDenied(f"cannot read storage directory {str(self.root)!r}: permission denied") from None
 
+    def _open_model(self, root_fd: int, name: str) -> int | None:
+        """The model directory ``name``, a real directory (not a symlink), or None."""
+        try:
+            return os.open(name, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=root_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                skip_foreign(name, str(self.root), "not a real directory (a file or a symlink)")
+                return None
+            if exc.errno == errno.EACCES:
+                raise PermissionDenied(f"cannot read model directory {str(self.root / name)!r}: "
+                                       "permission denied") from None
+            raise MdlError(f"cannot read {str(self.root / name)!r}: {exc.strerror or exc}") from None
+
+    def _names(self, fd: int, where: Path, validate: Callable[[str], str]) -> list[str]:
+        """Entries of the open directory ``fd`` that are real directories with valid names."""
+        try:
+            entries = _scan(fd)
+        except PermissionError:
+            raise PermissionDenied(f"cannot read directory {str(where)!r}: permission denied") from None
+        out = []
+        for e in entries:
+            if e.name == STAGING_DIR:
+                continue  # ours, never a model or a version
+            why = invalid_name(e.name, validate)
+            if why is None:
+                try:
+                    real = e.is_dir(follow_symlinks=False)
+                except OSError:
+                    real = False
+                if not real:
+                    why = "not a real directory (a file or a symlink)"
+            if why is not None:
+                skip_foreign(e.name, str(where), why)
+                continue
+            out.append(e.name)
+        return sorted(out)
+
     def list_models(self) -> list[str]:
-        return [p.name for p in self._model_dirs()]
+        fd = self._open_root()
+        if fd is None:
+            return []
+        try:
+            return self._names(fd, self.root, validate_name)
+        finally:
+            os.close(fd)
 
     def list_versions(self, name: str) -> list[str]:
         validate_name(name)
-        try:
-            entries = list((self.root / name).iterdir())
-        except (FileNotFoundError, NotADirectoryError):
+        root_fd = self._open_root()
+        if root_fd is None:
             return []
-        return [p.name for p in entries if not p.name.startswith(".") and p.is_dir()]
+        try:
+            fd = self._open_model(root_fd, name)
+        finally:
+            os.close(root_fd)
+        if fd is None:
+            return []
+        try:
+            return self._names(fd, self.root / name, validate_version)
+        finally:
+            os.close(fd)
 
-    def _file(self, name: str, version: str, rel: str) -> Path:
+    # -- reads: never through a symlink, only regular files -------------------------------------
+
+    def _open(self, name: str, version: str, rel: str) -> BinaryIO:
         validate_name(name)
         validate_version(version)
-        return self.root / name / version / rel
-
-    def read_bytes(self, name: str, version: str, rel: str) -> bytes:
+        rel = stored_rel(name, version, rel)
+        path = f"{name}/{version}/{rel}"
         try:
-            return self._file(name, version, rel).read_bytes()
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"{name}/{version}/{rel} does not exist in {self.url}") from None
+            return safefs.open_beneath(self.root, path)
+        except NotFound:
+            raise NotFound(f"{path} does not exist in {self.url}") from None
+        except safefs.Escape as exc:
+            raise safefs.Escape(f"{exc.message} in {self.url}", hint=TREE_HINT) from None
+        except PermissionDenied:
+            raise PermissionDenied(f"cannot read {path} in {self.url}: permission denied") from None
+
+    def read_bytes(self, name: str, version: str, rel: str, limit: int = MANIFEST_MAX) -> bytes:
+        with self._open(name, version, rel) as f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise too_large(f"{name}/{version}/{rel} in {self.url}", size, limit)
+            data = f.read(size + 1)
+            if len(data) > size:  # it grew since: read on, but never more than the limit allows
+                data += f.read(limit + 1 - len(data))
+        if len(data) > limit:
+            raise too_large(f"{name}/{version}/{rel} in {self.url}", len(data), limit)
+        return data
 
     def open(self, name: str, version: str, rel: str) -> BinaryIO:
-        try:
-            return open(self._file(name, version, rel), "rb")
-        except (FileNotFoundError, NotADirectoryError):
-            raise NotFound(f"{name}/{version}/{rel} does not exist in {self.url}") from None
+        return self._open(name, version, rel)
+
+    # -- writes ---------------------------------------------------------------------------------
 
     def stage(self, name: str, version: str) -> Stage:
+        validate_name(name)
+        validate_version(version)
         try:
             return LocalStage(self, name, version)
         except PermissionError:
             raise PermissionDenied(f"cannot write under {str(self.root)!r}: permission denied") from None
+        except OSError as exc:  # the root is a file, the disk is full...
+            raise MdlError(f"cannot create a staging directory under {str(self.root)!r}: "
+                           f"{exc.strerror or exc}") from None
+
+    # -- staging debris -------------------------------------------------------------------------
 
     def list_staging(self, name: str | None = None) -> list[StagingEntry]:
-        dirs = [self.root / name] if name else self._model_dirs()
+        names = [validate_name(name)] if name else self.list_models()
         now = time.time()
         out = []
-        for d in dirs:
+        for n in names:
+            staging = self.root / n / STAGING_DIR
+            if not safefs.real_path_under(staging, self.root):
+                if os.path.lexists(staging):
+                    skip_foreign(STAGING_DIR, str(self.root / n), "not a real directory (a file or a symlink)")
+                continue
             try:
-                entries = list((d / STAGING_DIR).iterdir())
+                entries = list(os.scandir(staging))
             except (FileNotFoundError, NotADirectoryError):
                 continue
+            except PermissionError:
+                raise PermissionDenied(f"cannot read directory {str(staging)!r}: permission denied") from None
             for e in entries:
                 try:
-                    age = now - e.stat().st_mtime
+                    st = e.stat(follow_symlinks=False)
                 except FileNotFoundError:
                     continue
-                out.append(StagingEntry(d.name, str(e), age))
+                if not is_staging_name(e.name) or not stat.S_ISDIR(st.st_mode):
+                    skip_foreign(e.name, str(staging), "not an mdl staging directory")
+                    continue
+                out.append(StagingEntry(n, str(staging / e.name), max(0.0, now - st.st_mtime)))
         return out
 
     def remove_staging(self, entry: StagingEntry) -> None:
         path = Path(entry.path)
-        if path.parent.name != STAGING_DIR or path.parent.parent.parent != self.root:
+        if (path.parent.name != STAGING_DIR or path.parent.parent.parent != self.root
+                or invalid_name(path.parent.parent.name, validate_name) is not None
+                or not is_staging_name(path.name)):
             raise InvalidInput(f"{entry.path!r} is not an mdl staging path")  # never delete anything else
-        shutil.rmtree(path, ignore_errors=True)
+        if not safefs.remove_tree(path, self.root) and os.path.lexists(path):
+            raise safefs.Escape(f"{entry.path!r} is not a real directory under {str(self.root)!r}: "
+                                "refusing to remove it", hint=TREE_HINT)

@@ -77,9 +77,25 @@ from mdl.errors import (
     Unavailable,
     VersionExists,
 )
-from mdl.manifest import CHUNK, MANIFEST_NAME, FileEntry, Manifest
+from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, FileEntry, Manifest
 from mdl.names import validate_name, validate_version
-from mdl.storage.base import STAGING_DIR, OnBytes, Stage, StagingEntry, Storage
+from mdl.safefs import create_new, open_beneath
+from mdl.storage.base import (
+    STAGING_DIR,
+    TREE_HINT,
+    OnBytes,
+    Stage,
+    StagingEntry,
+    Storage,
+    invalid_name,
+    is_staging_name,
+    open_source,
+    skip_foreign,
+    staging_name,
+    stored_rel,
+    too_large,
+    vanished,
+)
 
 try:  # urllib3 comes with the "distributed" extra
     from mdl.storage.http import Http, HttpError, Response, body_reader, describe, release, spnego, text
@@ -156,6 +172,14 @@ def _write(out: BinaryIO, view: memoryview, most: int = 64 * 1024) -> None:
     """
     for i in range(0, len(view), most):
         out.write(view[i:i + most])
+
+
+def _pwrite(fd: int, view: memoryview, offset: int, most: int = 64 * 1024) -> None:
+    """:func:`_write` at ``offset`` of ``fd`` (ranges are written in parallel through one descriptor)."""
+    end = len(view)
+    i = 0
+    while i < end:
+        i += os.pwrite(fd, view[i:min(end, i + most)], offset + i)
 
 
 def _hostport(url: str) -> str:
@@ -316,9 +340,10 @@ class WebHdfsStorage(Storage):
         return posixpath.join(self.root, *parts)
 
     def _file(self, name: str, version: str, rel: str) -> tuple[str, str]:
+        """The HDFS path of a stored file; ``rel`` (a manifest's, untrusted) must be a plain relative path."""
         validate_name(name)
         validate_version(version)
-        rel = _check_rel(rel)
+        rel = stored_rel(name, version, rel)
         return self._path(name, version, rel), f"{name}/{version}/{rel}"
 
     @property
@@ -475,10 +500,21 @@ class WebHdfsStorage(Storage):
             except NotFound:
                 return None
 
-    def _subdirs(self, path: str) -> list[str]:
-        found = self._list(path) or []
-        return sorted(s["pathSuffix"] for s in found
-                      if s.get("type") == "DIRECTORY" and s["pathSuffix"] and not s["pathSuffix"].startswith("."))
+    def _subdirs(self, path: str, validate: Callable[[str], str]) -> list[str]:
+        """Directories in ``path`` with valid names (``validate``); anything else is skipped (logged)."""
+        out = []
+        for st in self._list(path) or []:
+            entry = st.get("pathSuffix")
+            if not isinstance(entry, str) or not entry or entry == STAGING_DIR:
+                continue
+            why = invalid_name(entry, validate)
+            if why is None and st.get("type") != "DIRECTORY":
+                why = f"not a directory ({str(st.get('type')).lower()})"
+            if why is not None:
+                skip_foreign(entry, path, why)
+                continue
+            out.append(entry)
+        return sorted(out)
 
     def _delete(self, path: str) -> bool:
         resp = self._nn("DELETE", path, "DELETE", recursive="true")
@@ -604,11 +640,11 @@ class WebHdfsStorage(Storage):
     # -- the contract ---------------------------------------------------------------------------
 
     def list_models(self) -> list[str]:
-        return self._subdirs(self.root)
+        return self._subdirs(self.root, validate_name)
 
     def list_versions(self, name: str) -> list[str]:
         validate_name(name)
-        return self._subdirs(self._path(name))
+        return self._subdirs(self._path(name), validate_version)
 
     def _file_length(self, path: str, what: str) -> int:
         st = self._status(path, what)
@@ -616,9 +652,12 @@ class WebHdfsStorage(Storage):
             raise NotFound(f"{what} does not exist in {self.url} (it is a directory)")
         return int(st["length"])
 
-    def read_bytes(self, name: str, version: str, rel: str) -> bytes:
+    def read_bytes(self, name: str, version: str, rel: str, limit: int = MANIFEST_MAX) -> bytes:
         path, what = self._file(name, version, rel)
-        with self._reader(path, 0, self._file_length(path, what), what) as f:
+        length = self._file_length(path, what)
+        if length > limit:  # known from GETFILESTATUS: refused before a byte is read
+            raise too_large(f"{what} in {self.url}", length, limit)
+        with self._reader(path, 0, length, what) as f:
             return f.read()
 
     def open(self, name: str, version: str, rel: str) -> "WebHdfsReader":
@@ -631,17 +670,35 @@ class WebHdfsStorage(Storage):
         return WebHdfsStage(self, name, version)
 
     def list_staging(self, name: str | None = None) -> list[StagingEntry]:
-        names = [validate_name(name)] if name else self.list_models()
+        if name:
+            names = [name] if self._is_dir(self._path(validate_name(name))) else []
+        else:
+            names = self.list_models()
         now = time.time()
         out = []
         for n in names:
             d = self._path(n, STAGING_DIR)
             for st in self._list(d) or []:
-                if not st["pathSuffix"]:
+                entry = st.get("pathSuffix")
+                if not isinstance(entry, str) or not entry:
+                    continue  # LISTSTATUS of a file: the file itself
+                if st.get("type") != "DIRECTORY" or not is_staging_name(entry):
+                    skip_foreign(entry, d, "not an mdl staging directory")
                     continue
                 age = max(0.0, now - st.get("modificationTime", 0) / 1000.0)
                 out.append(StagingEntry(n, posixpath.join(d, st["pathSuffix"]), age))
         return out
+
+    def _is_dir(self, path: str) -> bool:
+        """True if ``path`` is a directory (listing below a file is refused as a permission problem)."""
+        try:
+            st = self._status(path)
+        except NotFound:
+            return False
+        if st.get("type") != "DIRECTORY":
+            skip_foreign(posixpath.basename(path), posixpath.dirname(path), "not a directory")
+            return False
+        return True
 
     def _is_staging_path(self, path: str) -> bool:
         if not isinstance(path, str) or not path.startswith("/") or posixpath.normpath(path) != path:
@@ -650,13 +707,8 @@ class WebHdfsStorage(Storage):
         if not path.startswith(prefix):
             return False
         parts = path[len(prefix):].split("/")
-        if len(parts) != 3 or parts[1] != STAGING_DIR or not parts[2] or parts[2] in (".", ".."):
-            return False
-        try:
-            validate_name(parts[0])
-        except InvalidInput:
-            return False
-        return True
+        return (len(parts) == 3 and parts[1] == STAGING_DIR and is_staging_name(parts[2])
+                and invalid_name(parts[0], validate_name) is None)
 
     def remove_staging(self, entry: StagingEntry) -> None:
         if not self._is_staging_path(entry.path):
@@ -685,7 +737,7 @@ class WebHdfsStorage(Storage):
         if parts <= 1:
             h = hashlib.sha256()
             buf = memoryview(bytearray(min(CHUNK, max(1, length))))  # a small model needs no 1 MiB buffer
-            with open(dest, "wb") as out, self._reader(path, 0, length, what) as src:
+            with create_new(dest) as out, self._reader(path, 0, length, what) as src:
                 while n := src.readinto(buf):
                     h.update(buf[:n])
                     _write(out, buf[:n])
@@ -696,34 +748,36 @@ class WebHdfsStorage(Storage):
         lock = threading.Lock()
         size = -(-length // parts)
         spans = [(off, min(length, off + size)) for off in range(0, length, size)]
-        with open(dest, "wb") as out:
+        stop = threading.Event()
+        with create_new(dest) as out:  # one descriptor for every range: dest is opened once
+            fd = out.fileno()
             try:
-                os.posix_fallocate(out.fileno(), 0, length)
+                os.posix_fallocate(fd, 0, length)
             except (AttributeError, OSError):
                 out.truncate(length)
-        stop = threading.Event()
 
-        def fetch(span: tuple[int, int]) -> None:
-            start, end = span
-            buf = memoryview(bytearray(CHUNK))
-            with open(dest, "r+b") as out, self._reader(path, start, end, what) as src:
-                out.seek(start)
-                while not stop.is_set() and (n := src.readinto(buf)):
-                    _write(out, buf[:n])
-                    if on_bytes:
-                        with lock:
-                            on_bytes(n)
+            def fetch(span: tuple[int, int]) -> None:
+                start, end = span
+                buf = memoryview(bytearray(CHUNK))
+                with self._reader(path, start, end, what) as src:
+                    pos = start
+                    while not stop.is_set() and (n := src.readinto(buf)):
+                        _pwrite(fd, buf[:n], pos)
+                        pos += n
+                        if on_bytes:
+                            with lock:
+                                on_bytes(n)
 
-        with ThreadPoolExecutor(max_workers=len(spans), thread_name_prefix="mdl-range") as pool:
-            futures = [pool.submit(fetch, s) for s in spans]
-            try:
-                for f in futures:
-                    f.result()
-            except BaseException:
-                stop.set()
-                raise
+            with ThreadPoolExecutor(max_workers=len(spans), thread_name_prefix="mdl-range") as pool:
+                futures = [pool.submit(fetch, s) for s in spans]
+                try:
+                    for f in futures:
+                        f.result()
+                except BaseException:
+                    stop.set()
+                    raise
         h = hashlib.sha256()
-        with open(dest, "rb") as f:
+        with open_beneath(dest.parent, dest.name) as f:  # what was written, never a symlink in its place
             while chunk := f.read(CHUNK):
                 h.update(chunk)
         return h.hexdigest()
@@ -917,22 +971,22 @@ class _FileBody:
         h = hashlib.sha256()
         buf = memoryview(bytearray(min(CHUNK, self.size)))  # sent before the next read: one buffer is enough
         sent = 0
-        try:
-            with open(self.local, "rb", buffering=0) as f:
-                while sent < self.size:
+        with open_source(self.local) as f:  # NotFound if it vanished, InvalidInput if unreadable
+            while sent < self.size:
+                try:
                     n = f.readinto(buf[: self.size - sent])
-                    if not n:
-                        raise MdlError(f"{str(self.local)!r} shrank while it was being pushed",
-                                       hint="push again once the file is complete")
-                    sent += n
-                    if self.on_bytes and sent > self._reported:
-                        self.on_bytes(sent - self._reported)
-                        self._reported = sent
-                    h.update(buf[:n])
-                    yield buf[:n]
-            self.sha256 = h.hexdigest()
-        except OSError as exc:  # a local failure, not the network's: never retried as a DataNode error
-            raise MdlError(f"cannot read {str(self.local)!r}: {exc.strerror or exc}") from None
+                except OSError as exc:  # a local failure, not the network's: never retried as a DataNode error
+                    raise MdlError(f"cannot read {str(self.local)!r}: {exc.strerror or exc}") from None
+                if not n:
+                    raise MdlError(f"{str(self.local)!r} shrank while it was being pushed",
+                                   hint="push again once the file is complete")
+                sent += n
+                if self.on_bytes and sent > self._reported:
+                    self.on_bytes(sent - self._reported)
+                    self._reported = sent
+                h.update(buf[:n])
+                yield buf[:n]
+        self.sha256 = h.hexdigest()
 
 
 class WebHdfsStage(Stage):
@@ -941,15 +995,25 @@ class WebHdfsStage(Stage):
     def __init__(self, storage: WebHdfsStorage, name: str, version: str) -> None:
         self._s = storage
         self.name, self.version = name, version
-        self.path = storage._path(name, STAGING_DIR, f"{version}.{os.getpid()}.{secrets.token_hex(4)}")
+        self.path = storage._path(name, STAGING_DIR, staging_name(version))
         self._manifest: bytes | None = None
         self._published = False
-        storage._mkdirs(self.path)
+        try:
+            storage._mkdirs(self.path)
+        except MdlError as exc:
+            if getattr(exc, "remote_exception", None) in ("ParentNotDirectoryException", "FileAlreadyExistsException"):
+                raise IntegrityError(f"cannot stage {name}/{version}: {storage._path(name)} or its "
+                                     f"{STAGING_DIR} is not a directory in {storage.url}", hint=TREE_HINT) from None
+            raise
 
     def upload(self, rel: str, local: Path, on_bytes: OnBytes | None = None) -> str:
         rel = _check_rel(rel)
         try:
             size = os.stat(local).st_size
+        except FileNotFoundError:
+            raise vanished(local) from None
+        except PermissionError:
+            raise InvalidInput(f"file {str(local)!r} is not readable (permission denied)") from None
         except OSError as exc:
             raise MdlError(f"cannot read {str(local)!r}: {exc.strerror}") from None
         body = _FileBody(local, size, on_bytes)

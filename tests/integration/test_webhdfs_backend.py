@@ -20,11 +20,11 @@ from pathlib import Path
 import pytest
 
 from mdl import __version__
-from mdl.errors import ExitCode, InvalidInput, NotFound, PermissionDenied, Unavailable, VersionExists
+from mdl.errors import ExitCode, IntegrityError, InvalidInput, NotFound, PermissionDenied, Unavailable, VersionExists
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 from mdl.storage import StagingEntry
 from mdl.storage.http import HttpError
-from mdl.storage.webhdfs import DataNodeUnreachable, WebHdfsStorage, _DataNodeError
+from mdl.storage.webhdfs import DataNodeUnreachable, WebHdfsStorage, _DataNodeError, _FileBody
 
 pytestmark = pytest.mark.cluster
 
@@ -246,6 +246,32 @@ def test_multi_block_file_roundtrip_with_parallel_ranged_download(storage, tmp_p
     assert all(s < len(big) for s, _ in big_spans)  # never an offset at or past the end
     assert len([1 for f, *_ in spans if f == "exact"]) == 4
     assert [(s, e) for f, s, e in spans if f == "empty"] == [(0, 0)]
+
+
+def test_a_ranged_download_never_truncates_or_follows_its_destination(storage, tmp_path):
+    storage.range_min = 256 * 1024
+    storage.max_parts = 4
+    m = push(storage, tmp_path, "m", "v1", {"big.bin": os.urandom(1_100_000)})
+    victim = tmp_path / "victim"
+    victim.write_bytes(b"precious")
+    link = tmp_path / "link"
+    link.symlink_to(victim)
+    for dest in (victim, link):
+        with pytest.raises(IntegrityError) as err:
+            storage.download("m", "v1", m.files[0], dest)
+        assert str(dest) in err.value.message
+    assert victim.read_bytes() == b"precious" and link.is_symlink()
+
+
+def test_a_file_that_vanishes_between_upload_attempts_is_not_found(tmp_path):
+    p = write(tmp_path, "f.bin", b"abc")
+    body = _FileBody(p, 3, None)
+    assert b"".join(bytes(chunk) for chunk in body) == b"abc" and body.sha256 == hashlib.sha256(b"abc").hexdigest()
+    p.unlink()  # before the next attempt sends the file again
+    with pytest.raises(NotFound) as err:
+        list(body)
+    assert "vanished while it was being pushed" in err.value.message
+    assert err.value.hint == "push again once the file is complete"
 
 
 class CuttingProxy:
@@ -501,7 +527,7 @@ def test_listing_reading_and_not_found(storage, tmp_path):
         with pytest.raises(NotFound) as err:
             call()
         assert URL in err.value.message and "m/v" in err.value.message
-    with pytest.raises(InvalidInput):
+    with pytest.raises(IntegrityError):  # a path read from a manifest is untrusted: never outside the version
         storage.read_bytes("m", "v1", "../v2/a.bin")
 
 

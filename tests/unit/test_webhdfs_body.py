@@ -8,7 +8,7 @@ import os
 
 import pytest
 
-from mdl.errors import MdlError
+from mdl.errors import MdlError, NotFound
 from mdl.storage.webhdfs import _FileBody, _write
 
 
@@ -57,7 +57,7 @@ def test_a_file_body_sends_its_length_only_and_fails_if_the_file_shrank(tmp_path
     assert b"".join(bytes(v) for v in body) == b"abcd" and body.sha256 == hashlib.sha256(b"abcd").hexdigest()
     with pytest.raises(MdlError, match="shrank while it was being pushed"):
         list(_FileBody(tmp_path / "f", 10, None))
-    with pytest.raises(MdlError, match="cannot read"):  # a local failure, not retried as the network's
+    with pytest.raises(NotFound, match="vanished while it was being pushed"):  # local, not retried as the network's
         list(_FileBody(tmp_path / "missing", 10, None))
 
 
