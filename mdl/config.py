@@ -6,6 +6,7 @@ unit test keeps the two in step. Each resolved value remembers where it came fro
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping, NamedTuple
@@ -31,6 +32,7 @@ class Setting(NamedTuple):  # a NamedTuple: cheaper at start-up than a dataclass
     default: Any | Callable[[], Any]
     help: str
     choices: tuple[str, ...] = ()
+    maximum: float | None = None  # the largest value a number may have (positive and finite always)
 
     @property
     def env(self) -> str:
@@ -47,16 +49,18 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage.user", str, None, "HDFS user for simple auth (default: the OS user)"),
     Setting("storage.auth", str, "simple", "HDFS authentication", ("simple", "kerberos")),
     Setting("storage.ca_bundle", str, None, "CA bundle for swebhdfs:// (default: the system's)"),
-    Setting("storage.timeout", float, 30.0, "seconds for connecting to and reading from storage"),
-    Setting("storage.retries", int, 3, "retries with backoff for idempotent storage steps"),
+    Setting("storage.timeout", float, 30.0, "seconds for connecting to and reading from storage", maximum=86400),
+    Setting("storage.retries", int, 3, "retries with backoff for idempotent storage steps", maximum=100),
     Setting("registry.url", str, lambda: "sqlite://" + str(data_home() / "registry.db"),
             "where pointers live: sqlite:///path.db (embedded) or zk://h1:2181,h2:2181/chroot"),
-    Setting("registry.timeout", float, 10.0, "seconds to reach the registry (ZooKeeper session timeout)"),
+    Setting("registry.timeout", float, 10.0,
+            "seconds to reach the registry (ZooKeeper session timeout; SQLite: how long a locked database is "
+            "waited for)", maximum=86400),
     Setting("registry.digest_file", str, None,
             "file holding 'user:password' for ZooKeeper digest auth (or env MDL_REGISTRY_DIGEST)"),
     Setting("registry.read_acl", str, "world", "who may read nodes mdl creates with auth on",
             ("world", "creator")),
-    Setting("transfer.jobs", int, 4, "files transferred in parallel"),
+    Setting("transfer.jobs", int, 4, "files transferred in parallel", maximum=64),
     Setting("cache.dir", str, lambda: str(cache_home() / "blobs"),
             "host-wide store of verified files that watchers and servers on one host share (each file "
             "downloaded once per host, hard-linked); none: off"),
@@ -64,6 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("progress", str, "auto", "progress bars on stderr", ("auto", "always", "never")),
 )
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
+SECTIONS = frozenset(s.key.rsplit(".", 1)[0] for s in SETTINGS if "." in s.key)  # storage, registry...
 FILE_ONLY_KEYS = ("contexts", "current-context")
 
 
@@ -101,42 +106,77 @@ class Config:
 def _coerce(setting: Setting, raw: Any, where: str) -> Any:
     if raw is None:
         return None
+    kind = {str: "string", int: "whole number", float: "number"}.get(setting.type, setting.type.__name__)
     try:
         if setting.type is str:
             if not isinstance(raw, (str, int, float)) or isinstance(raw, bool):
                 raise TypeError
             value: Any = str(raw)
         elif setting.type is int:
-            if isinstance(raw, bool) or (isinstance(raw, float) and not raw.is_integer()):
+            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)) or (
+                    isinstance(raw, float) and not raw.is_integer()):
                 raise TypeError
             value = int(raw)
         elif setting.type is float:
-            if isinstance(raw, bool):
+            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
                 raise TypeError
             value = float(raw)
         else:  # pragma: no cover - no other types declared
             value = raw
-    except (TypeError, ValueError):
-        raise ConfigError(
-            f"{setting.key} in {where} must be a {setting.type.__name__}, got {raw!r}"
-        ) from None
-    if setting.type in (int, float) and value <= 0:
-        raise ConfigError(f"{setting.key} in {where} must be positive, got {raw!r}")
+    except (TypeError, ValueError, OverflowError):
+        shown = "a mapping" if isinstance(raw, Mapping) else "a list" if isinstance(raw, list) else _show(raw)
+        raise ConfigError(f"{setting.key} in {where} must be a {kind}, got {shown}") from None
+    if setting.type is str and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
+        raise ConfigError(f"{setting.key} in {where} must not contain control characters, got {_show(raw)}")
+    if setting.type in (int, float):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ConfigError(f"{setting.key} in {where} must be a finite number, got {_show(raw)}")
+        if value <= 0:
+            raise ConfigError(f"{setting.key} in {where} must be positive, got {_show(raw)}")
+        if setting.maximum is not None and value > setting.maximum:
+            raise ConfigError(f"{setting.key} in {where} must be at most {setting.maximum:g}, got {_show(raw)}")
     if setting.choices and value not in setting.choices:
-        raise ConfigError(f"{setting.key} in {where} must be one of {', '.join(setting.choices)}, got {raw!r}")
+        raise ConfigError(f"{setting.key} in {where} must be one of {', '.join(setting.choices)}, "
+                          f"got {_show(raw)}")
     return value
 
 
-def _flatten(doc: Mapping[str, Any], where: str, prefix: str = "") -> dict[str, Any]:
+def _short(text: str, limit: int = 80) -> str:
+    """A value quoted in an error line: one line, not too long."""
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
+def _show(value: Any) -> str:
+    """``repr`` of a value for an error line (shortened; ints too long to print are described)."""
+    try:
+        return _short(repr(value))
+    except ValueError:  # an int of more than 4300 digits
+        return "a number of more than 4000 digits"
+
+
+def _flatten(doc: Mapping[Any, Any], where: str, prefix: str = "") -> dict[str, Any]:
     flat: dict[str, Any] = {}
     for k, v in doc.items():
+        if not isinstance(k, str):
+            raise ConfigError(f"configuration key {_show(k)} in {where} must be a string"
+                              + (f" (under {prefix[:-1]})" if prefix else ""),
+                              hint="see config.example.yaml for every key")
         key = f"{prefix}{k}"
         if isinstance(v, Mapping):
             if key in BY_KEY:
-                raise ConfigError(f"{key} in {where} must be a {BY_KEY[key].type.__name__}, got a mapping")
+                _coerce(BY_KEY[key], v, where)  # raises: "must be a ..., got a mapping"
+            if key not in SECTIONS:
+                raise ConfigError(f"unknown configuration key {key!r} in {where}",
+                                  hint="see config.example.yaml for every key")
             flat.update(_flatten(v, where, key + "."))
         elif key in BY_KEY:
-            flat[key] = v
+            if v is not None:  # "key:" with no value leaves the setting unset
+                flat[key] = _coerce(BY_KEY[key], v, where)  # checked even where env or a flag overrides it
+        elif key in SECTIONS and v is None:
+            continue  # a section whose keys are all commented out
+        elif key in SECTIONS:
+            raise ConfigError(f"{key} in {where} must be a mapping of {key}.* keys, got {_show(v)}",
+                              hint="see config.example.yaml for every key")
         else:
             raise ConfigError(f"unknown configuration key {key!r} in {where}",
                               hint="see config.example.yaml for every key")
@@ -147,12 +187,18 @@ def _read_file(path: Path) -> dict[str, Any]:
     import yaml  # only commands that read a config file pay for it
 
     try:
-        text = path.read_text()
+        data = path.read_bytes()
     except OSError as exc:
         raise ConfigError(f"cannot read config file {str(path)!r}: {exc.strerror}") from None
     try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start})",
+                          hint="save it as UTF-8") from None
+    try:
         doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
+    except Exception as exc:  # noqa: BLE001 - PyYAML also raises ValueError, KeyError... (``!!bool maybe``,
+        # a 13th month, an int of 5000 digits) and RecursionError (absurd nesting): all are "not YAML"
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"config file {str(path)!r} is not valid YAML{at}") from None
@@ -178,22 +224,30 @@ def load(
         raise ConfigError(f"config file {str(path)!r} does not exist")
     doc = _read_file(path) if path.exists() else {}
     where = str(path)
-    contexts = doc.pop("contexts", None) or {}
+    contexts = doc.pop("contexts", None)
     current = doc.pop("current-context", None)
+    if contexts is None:
+        contexts = {}
     if not isinstance(contexts, dict):
-        raise ConfigError(f"contexts in {where} must be a mapping of context names")
+        raise ConfigError(f"contexts in {where} must be a mapping of context names, got {_show(contexts)}")
+    if current is not None and not isinstance(current, str):
+        raise ConfigError(f"current-context in {where} must be a context name (a string), got {_show(current)}")
     top = _flatten(doc, where)
     flat_contexts: dict[str, dict[str, Any]] = {}
     for cname, ctx in contexts.items():  # every context is checked, not only the chosen one
+        if not isinstance(cname, str) or not cname or any(ord(ch) < 32 or ord(ch) == 127 for ch in cname):
+            raise ConfigError(f"context name {_show(cname)} in {where} must be a non-empty string "
+                              "without control characters")
         if not isinstance(ctx, (dict, type(None))):
-            raise ConfigError(f"context {cname!r} in {where} must be a mapping")
-        flat_contexts[str(cname)] = _flatten(ctx or {}, f"{where} (context {cname})")
+            raise ConfigError(f"context {cname!r} in {where} must be a mapping, got {_show(ctx)}")
+        flat_contexts[cname] = _flatten(ctx or {}, f"{where} (context {cname})")
     chosen = context or env.get("MDL_CONTEXT") or current
     ctx_values: dict[str, Any] = {}
     if chosen:
         if chosen not in flat_contexts:
             known = ", ".join(sorted(flat_contexts)) or "none"
-            raise ConfigError(f"context {chosen!r} is not defined in {where} (defined: {known})")
+            raise ConfigError(f"context {_show(chosen)} is not defined in {where} (defined: {known})",
+                              hint="mdl config shows the file in use; --context / MDL_CONTEXT pick a context")
         ctx_values = flat_contexts[chosen]
 
     values: dict[str, Value] = {}

@@ -45,13 +45,21 @@ def timestamp_version(now: datetime | None = None) -> str:
     return now.astimezone(timezone.utc).strftime(VERSION_TIME_FORMAT)
 
 
+_SUFFIX_RE = re.compile(r"(.+)-(\d{2,})")
+
+
 def unique_version(base: str, taken: set[str]) -> str:
-    """``base`` or, if taken, ``base-01``, ``base-02``... (still lexically after ``base``)."""
+    """``base`` or, if taken, ``base-01``, ``base-02``... (still lexically after ``base``).
+
+    A ``base`` that already carries such a suffix (a retry: ``base-04`` was taken meanwhile) gets
+    the next free suffix of the same stem, ``base-05``, never ``base-04-01``.
+    """
     if base not in taken:
         return base
-    n = 1
+    m = _SUFFIX_RE.fullmatch(base)
+    stem, n = (m.group(1), int(m.group(2)) + 1) if m else (base, 1)
     while True:
-        candidate = f"{base}-{n:02d}"
+        candidate = f"{stem}-{n:02d}"
         if candidate not in taken:
             return candidate
         n += 1

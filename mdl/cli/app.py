@@ -3,6 +3,8 @@
 from typing import Annotated, Optional
 
 import importlib
+import os
+import sys
 from typing import Any, Sequence
 
 import typer
@@ -67,7 +69,20 @@ def main(
     st.config_path, st.context = config, context
     st.flags = {"storage.url": storage, "registry.url": registry}
     st.debug = debug
+    if debug or os.environ.get("MDL_DEBUG") not in (None, "", "0"):
+        _log_debug()
     ctx.call_on_close(st.close)
+
+
+def _log_debug() -> None:
+    """--debug: mdl's own debug log on stderr (what was skipped and why, retries, ...)."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
+    log = logging.getLogger("mdl")
+    log.addHandler(handler)
+    log.setLevel(logging.DEBUG)
 
 
 def make_app(only: str | None = None) -> typer.Typer:

@@ -4,7 +4,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, emit_lines, info, output_format, state
+from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, emit_lines, finite, info, output_format, state
 
 
 @command
@@ -12,15 +12,16 @@ def clean(
     ctx: typer.Context,
     name: Annotated[Optional[str], typer.Argument(metavar="NAME", help="Only this model.", show_default=False)] = None,
     older_than: Annotated[float, typer.Option(
-        "--older-than", min=0, help="Only staging debris at least this many seconds old (a push may "
+        "--older-than", min=0, callback=finite, help="Only staging debris at least this many seconds old (a push may "
         "still be running in younger ones).")] = 3600.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Remove staging debris of interrupted pushes. Never touches a published version."""
+    fmt = output_format(ctx, output, as_json)
     entries = state(ctx).client.clean(name, older_than=older_than, dry_run=dry_run)
-    if output_format(ctx, output, as_json) == "json":
+    if fmt == "json":
         emit_json({"dry_run": dry_run, "changed": bool(entries) and not dry_run,
                    "removed": [{"name": e.name, "path": e.path, "age_seconds": round(e.age_seconds, 1)}
                                for e in entries]})

@@ -20,9 +20,31 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+OUTPUT_FORMATS = ("table", "json")
+
+
+def _check_output(value: Optional[str]) -> Optional[str]:
+    """``-o/--output``, checked while the command line is parsed: before any command acts."""
+    if value is not None and value not in OUTPUT_FORMATS:
+        from mdl.errors import InvalidInput
+
+        raise typer.Exit(report_error(InvalidInput(f"unknown output format {value!r}",
+                                                   hint="use -o table or -o json")))
+    return value
+
+
+def finite(value: Optional[float]) -> Optional[float]:
+    """An option callback: a float option's value must be a number (``nan``/``inf`` parse as floats)."""
+    import math
+
+    if value is not None and not math.isfinite(value):
+        raise typer.BadParameter(f"{value} is not a finite number")
+    return value
+
+
 OutputOpt = Annotated[Optional[str], typer.Option(
     "-o", "--output", help="Output format: table or json (default: config 'output').",
-    metavar="FORMAT", show_default=False)]
+    metavar="FORMAT", show_default=False, callback=_check_output)]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Shorthand for -o json.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print identifiers only, one per line.")]
 AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="The alias to move or read.")]
@@ -76,7 +98,7 @@ def output_format(ctx: typer.Context, output: str | None, as_json: bool) -> str:
     if as_json:
         return "json"
     fmt = output or state(ctx).config["output"]
-    if fmt not in ("table", "json"):
+    if fmt not in OUTPUT_FORMATS:
         from mdl.errors import InvalidInput
 
         raise InvalidInput(f"unknown output format {fmt!r}", hint="use -o table or -o json")
@@ -90,20 +112,52 @@ def emit_json(doc: Any) -> None:
 
 
 def event_printer(fmt: str) -> Callable[[dict[str, Any]], None]:
-    """One line per event of watch/serve: a JSON object on stdout (``-o json``), else a log line on stderr."""
+    """One line per event of watch/serve: a JSON object on stdout (``-o json``), else a log line on stderr.
+
+    When whoever reads the events goes away (``mdl watch ... -o json | head -1``) the process ends
+    quietly, as Unix tools do on a broken pipe: stdout goes to /dev/null (no further writes, no
+    error at exit) and SIGTERM stops it the graceful way (watch and serve deregister and exit).
+    """
     import json
 
+    closed = False
+
     def emit(event: dict[str, Any]) -> None:
-        if fmt == "json":
-            sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
-            sys.stdout.flush()
-        else:
-            details = " ".join(f"{k}={v}" for k, v in event.items()
-                               if k not in ("event", "at", "model") and v is not None)
-            sys.stderr.write(f"{event['at']} {event['model']} {event['event']} {details}".rstrip() + "\n")
-            sys.stderr.flush()
+        nonlocal closed
+        if closed:
+            return
+        try:
+            if fmt == "json":
+                sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
+                sys.stdout.flush()
+            else:
+                details = " ".join(f"{k}={v}" for k, v in event.items()
+                                   if k not in ("event", "at", "model") and v is not None)
+                line = f"{event['at']} {event['model']} {event['event']} {details}".rstrip()
+                sys.stderr.write(printable(line) + "\n")
+                sys.stderr.flush()
+        except BrokenPipeError:
+            closed = True
+            reader_gone("stdout" if fmt == "json" else "stderr")
 
     return emit
+
+
+def reader_gone(stream: str = "stdout") -> None:
+    """The reader of ``stream`` (stdout or stderr) went away: nothing more is written there, and the
+    process stops gracefully (SIGTERM, where a handler is installed: watch and serve)."""
+    import signal
+
+    f = getattr(sys, stream)
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, f.fileno())  # what is still buffered goes nowhere, without an error
+        os.close(devnull)
+    except (OSError, ValueError):
+        pass
+    setattr(sys, stream, open(os.devnull, "w"))
+    if signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None):
+        os.kill(os.getpid(), signal.SIGTERM)  # watch and serve: deregister and exit 0
 
 
 def emit_lines(lines: list[str]) -> None:
@@ -112,8 +166,16 @@ def emit_lines(lines: list[str]) -> None:
 
 
 def info(message: str) -> None:
-    """A human note on stderr."""
-    sys.stderr.write(message + "\n")
+    """A human note on stderr (control characters escaped: messages quote registry contents)."""
+    sys.stderr.write(printable(message) + "\n")
+
+
+def printable(text: str) -> str:
+    """``text`` with control characters (terminal escapes among them) shown as ``\\xNN``: what
+    storage, the registry or a replica record says reaches a terminal only as text."""
+    import re
+
+    return re.sub(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
 def print_table(columns: list[str], rows: list[list[str]]) -> None:
@@ -124,8 +186,10 @@ def print_table(columns: list[str], rows: list[list[str]]) -> None:
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
     for c in columns:
         table.add_column(c, overflow="fold")
+    from rich.text import Text
+
     for r in rows:
-        table.add_row(*r)
+        table.add_row(*(Text(printable(str(cell))) for cell in r))  # text, never rich markup
     # Off a terminal rich assumes 80 columns; data piped elsewhere should not wrap.
     Console(file=sys.stdout, width=None if sys.stdout.isatty() else 250).print(table)
 

@@ -8,8 +8,9 @@ from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, info, output_
 @command
 def config(ctx: typer.Context, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
     """Show every setting's effective value and its origin (flag, env, file, default)."""
+    fmt = output_format(ctx, output, as_json)
     cfg = state(ctx).config
-    if output_format(ctx, output, as_json) == "json":
+    if fmt == "json":
         emit_json({"file": str(cfg.path) if cfg.path else None, "context": cfg.context,
                    "settings": {k: {"value": v.value, "origin": v.origin} for k, v in cfg.items()}})
         return

@@ -43,9 +43,16 @@ def endpoints(
     quiet: QuietOpt = False,
 ) -> None:
     """List the URLs of the live `mdl serve` replicas of a model that have a version loaded, one per line."""
+    from mdl.names import validate_alias, validate_version
+
+    if alias is not None:
+        validate_alias(alias)
+    if version is not None:
+        validate_version(version)
+    fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
     found = serving(client.replicas(name), alias, version)
-    if output_format(ctx, output, as_json) == "json" and not quiet:
+    if fmt == "json" and not quiet:
         emit_json({"name": name, "endpoints": found})
         return
     emit_lines([e["url"] for e in found])

@@ -17,8 +17,9 @@ def history(
     as_json: JsonOpt = False,
 ) -> None:
     """Show who moved which alias from where to where, and when."""
+    fmt = output_format(ctx, output, as_json)
     entries = state(ctx).client.history(name, alias)
-    if output_format(ctx, output, as_json) == "json":
+    if fmt == "json":
         emit_json({"name": name, "history": [e.to_dict() for e in entries]})
         return
     rows = [[str(e.seq), e.at[:19].replace("T", " ") + "Z", e.alias, e.action, e.from_version or "-",

@@ -4,15 +4,16 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, emit_json, info, output_format, state
+from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, emit_json, finite, info, output_format, state
+from mdl.errors import InvalidInput
 
 if TYPE_CHECKING:
     from mdl.client import MoveResult
 
 
-def report_move(ctx: typer.Context, move: "MoveResult", output: str | None, as_json: bool) -> None:
-    """Shared by promote and rollback: JSON on stdout, or one human line on stderr."""
-    if output_format(ctx, output, as_json) == "json":
+def report_move(move: "MoveResult", fmt: str) -> None:
+    """Shared by promote and rollback: JSON on stdout (``fmt`` json), or one human line on stderr."""
+    if fmt == "json":
         emit_json(move.to_dict())
     elif move.changed:
         info(f"{move.name}:{move.alias} -> {move.version} (was {move.previous or 'unset'})")
@@ -31,7 +32,9 @@ def promote(
         show_default=False)] = None,
     wait: Annotated[bool, typer.Option("--wait", help="Return once every live replica following the alias "
                                        "reports the version ready (exit 5 on timeout, 1 if one failed).")] = False,
-    timeout: Annotated[float, typer.Option("--timeout", min=0, help="Seconds --wait waits.")] = 300.0,
+    timeout: Annotated[Optional[float], typer.Option("--timeout", min=0, callback=finite,
+                                                     help="Seconds --wait waits (default: 300).",
+                                                     show_default=False)] = None,
     min_ready: Annotated[Optional[int], typer.Option("--min-ready", min=0, help="With --wait: enough when this "
                                                      "many replicas are ready.", show_default=False)] = None,
     rollback_on_failure: Annotated[bool, typer.Option("--rollback-on-failure", help="With --wait: move the "
@@ -41,14 +44,24 @@ def promote(
 ) -> None:
     """Point an alias (default: latest) at a complete version."""
     from mdl.client import RolloutFailed
+    from mdl.names import validate_version
 
+    if not wait:  # options that only mean something with --wait are an error without it, not ignored
+        for flag, given in (("--min-ready", min_ready is not None), ("--rollback-on-failure", rollback_on_failure),
+                            ("--timeout", timeout is not None)):
+            if given:
+                raise InvalidInput(f"{flag} needs --wait", hint=f"add --wait, or leave out {flag}")
+    if expect is not None:
+        validate_version(expect)
+    fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
     move = client.promote(name, version, alias=alias, expect=expect)
-    report_move(ctx, move, output, as_json)
+    report_move(move, fmt)
     if not wait:
         return
     try:
-        ready = client.wait_for_rollout(name, version, alias=alias, timeout=timeout, min_ready=min_ready)
+        ready = client.wait_for_rollout(name, version, alias=alias, timeout=300.0 if timeout is None else timeout,
+                                        min_ready=min_ready)
     except RolloutFailed:
         if rollback_on_failure and move.changed and move.previous:
             back = client.rollback(name, alias=alias)

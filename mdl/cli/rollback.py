@@ -4,7 +4,7 @@ from typing import Annotated
 
 import typer
 
-from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, state
+from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, output_format, state
 from mdl.cli.promote import report_move
 
 
@@ -17,7 +17,8 @@ def rollback(
     as_json: JsonOpt = False,
 ) -> None:
     """Undo the alias's last promotion; repeat to go further back."""
-    report_move(ctx, state(ctx).client.rollback(name, alias=alias), output, as_json)
+    fmt = output_format(ctx, output, as_json)
+    report_move(state(ctx).client.rollback(name, alias=alias), fmt)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,7 @@ def status(
     as_json: JsonOpt = False,
 ) -> None:
     """Show the fleet: watchers and servers, their state and loaded version, counts per version."""
+    fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
     aliases = client.pointer(name).aliases
     replicas = client.replicas(name)
@@ -23,9 +24,9 @@ def status(
     for r in replicas:
         d = r.data
         target = aliases.get(d.get("alias")) if d.get("alias") else d.get("desired")
-        rows.append({"id": r.id, **d, "matches": d.get("loaded") == target and d.get("state") == "ready"})
+        rows.append({**d, "id": r.id, "matches": d.get("loaded") == target and d.get("state") == "ready"})
     counts = dict(Counter(r.get("loaded") or "-" for r in rows))
-    if output_format(ctx, output, as_json) == "json":
+    if fmt == "json":
         emit_json({"name": name, "aliases": aliases, "replicas": rows, "counts": counts})
         return
     print_table(["ID", "KIND", "STATE", "LOADED", "ALIAS", "MATCH", "ADDRESS", "SINCE", "ERROR"],

@@ -19,7 +19,7 @@ def open_registry(config: "Config") -> Registry:
     if scheme == "sqlite":
         from mdl.registry.sqlite import SqliteRegistry
 
-        return SqliteRegistry(url)
+        return SqliteRegistry(url, timeout=config["registry.timeout"])
     if scheme == "zk":
         from mdl.registry.zookeeper import ZooKeeperRegistry
 

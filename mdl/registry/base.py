@@ -76,6 +76,99 @@ class ReplicaHandle(ABC):
     def close(self) -> None: ...
 
 
+def parse_pointer(data: bytes | str | None, name: str, where: str, hint: str | None = None) -> dict[str, str]:
+    """The alias -> version document of ``name`` as stored at ``where``, checked: anyone with access
+    to the registry can write it, and what it names becomes storage and local paths.
+
+    Empty data is no aliases. Anything but a JSON object of valid alias names to valid version ids
+    is an IntegrityError (exit 8) naming the model and where the document is.
+    """
+    from mdl.errors import IntegrityError, InvalidInput
+    from mdl.names import validate_alias, validate_version
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(f"the pointer of {name!r} ({where}) {why}",
+                              hint=hint or "fix or delete it with the registry's own tools; mdl does not change "
+                                           "a pointer it cannot read")
+
+    if data is None or (isinstance(data, (bytes, bytearray)) and not data.strip()) or (
+            isinstance(data, str) and not data.strip()):
+        return {}
+    if not isinstance(data, (str, bytes, bytearray)):
+        raise bad(f"is not a JSON document (a stored {type(data).__name__})")
+    import json
+
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise bad("is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise bad(f"is not a JSON object of alias -> version (a JSON {type(doc).__name__})")
+    for alias, version in doc.items():
+        try:
+            validate_alias(alias)
+        except InvalidInput:
+            raise bad(f"holds an invalid alias {_short(alias)}") from None
+        if not isinstance(version, str):
+            raise bad(f"maps alias {alias!r} to {_short(version)}, not a version id")
+        try:
+            validate_version(version)
+        except InvalidInput:
+            raise bad(f"maps alias {alias!r} to an invalid version id {_short(version)}") from None
+    return doc
+
+
+def parse_history_entry(seq: Any, d: Any) -> HistoryEntry | None:
+    """A history entry from its stored fields, or None if they are not what mdl writes (the caller
+    skips it): ``alias`` a valid alias, ``from``/``to`` valid version ids or null, the rest strings."""
+    from mdl.errors import InvalidInput
+    from mdl.names import validate_alias, validate_version
+
+    if not isinstance(d, dict) or not isinstance(seq, int) or isinstance(seq, bool):
+        return None
+    alias, frm, to = d.get("alias"), d.get("from"), d.get("to")
+    who, at, action = d.get("who", ""), d.get("at", ""), d.get("action", "promote")
+    try:
+        validate_alias(alias)
+        for v in (frm, to):
+            if v is not None:
+                validate_version(v)
+    except InvalidInput:
+        return None
+    if not all(isinstance(x, str) for x in (who, at, action)) or action not in ("promote", "rollback"):
+        return None
+    return HistoryEntry(seq, alias, frm, to, who, at, action)
+
+
+# Replica fields mdl reads (status, endpoints, promote --wait): each a string (or absent / null).
+REPLICA_STRING_FIELDS = ("kind", "state", "loaded", "desired", "alias", "address", "host", "since", "error")
+
+
+def parse_replica_data(data: bytes | str | None) -> dict[str, Any] | None:
+    """A replica's record as stored, or None if it is not a JSON object with string keys whose
+    known fields hold strings (the caller skips it)."""
+    import json
+
+    if isinstance(data, (bytes, bytearray)) and not data:
+        return {}
+    if not isinstance(data, (str, bytes, bytearray)):
+        return None
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(doc, dict):
+        return None
+    if any(not (doc.get(k) is None or isinstance(doc[k], str)) for k in REPLICA_STRING_FIELDS):
+        return None
+    return doc
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 PointerCallback = Callable[[Pointer], None]
 MANIFEST_COPY_MAX = 256 * 1024  # well under ZooKeeper's 1 MiB node limit
 

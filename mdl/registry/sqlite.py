@@ -8,6 +8,7 @@ time and counts as live only while that process runs.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import sqlite3
 import threading
@@ -17,13 +18,15 @@ from pathlib import Path
 from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
-from mdl.errors import CasConflict, ConfigError, Unavailable
+from mdl.errors import CasConflict, ConfigError, InvalidInput, MdlError, Unavailable
 from mdl.manifest import hostname, now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
     MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,
-    deliver,
+    deliver, parse_history_entry, parse_pointer, parse_replica_data,
 )
+
+log = logging.getLogger("mdl.registry.sqlite")
 
 POLL_SECONDS = 0.05
 _SCHEMA = """
@@ -56,6 +59,8 @@ def _process_start(pid: int) -> str:
 def _alive(host: str, pid: int, start: str) -> bool:
     if host != hostname():
         return True  # not ours to judge
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
+        return False  # not a process (0 and negative pids would name process groups)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -66,22 +71,39 @@ def _alive(host: str, pid: int, start: str) -> bool:
 
 
 class SqliteRegistry(Registry):
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, timeout: float = 30.0) -> None:
+        """``timeout``: seconds a statement waits for a database another process holds locked
+        (then Unavailable, exit 6)."""
         self.url = url
         parsed = urlparse(url)
         if parsed.netloc not in ("", "localhost"):
             raise ConfigError(f"registry.url {url!r} names a host; use sqlite:///absolute/path.db")
         self.path = Path(unquote(parsed.path))
+        if not parsed.path or parsed.path.endswith("/") or "\0" in str(self.path):
+            raise ConfigError(f"registry.url {url!r} names no database file; use sqlite:///absolute/path.db")
+        self.timeout = float(timeout)
         self._lock = threading.RLock()
         self._conn = self._connect()
 
+    def _unavailable(self, exc: sqlite3.Error) -> Unavailable:
+        """A database error as mdl's: a database held locked by another process is 'busy'."""
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
+            return Unavailable(f"registry {str(self.path)!r} is locked/busy: another process held it for more "
+                               f"than {self.timeout:g} s",
+                               hint="retry; if it persists, find the process holding the database open "
+                                    "(fuser/lsof); registry.timeout sets how long mdl waits")
+        return Unavailable(f"registry {str(self.path)!r}: {text}",
+                           hint="check registry.url and that the database file is an mdl registry")
+
     def _connect(self) -> sqlite3.Connection:
-        deadline = time.monotonic() + 30
+        deadline = time.monotonic() + self.timeout
         while True:
             conn: sqlite3.Connection | None = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
+                                       check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
@@ -91,11 +113,23 @@ class SqliteRegistry(Registry):
                 # at once, without the busy timeout. Only that is retried.
                 if conn is not None:
                     conn.close()
-                if "locked" not in str(exc) or time.monotonic() > deadline:
+                if "locked" in str(exc) and time.monotonic() > deadline:
+                    raise self._unavailable(exc) from None
+                if "locked" not in str(exc):
                     raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
                                       hint="check registry.url and that its directory is writable") from None
                 time.sleep(0.01 + int.from_bytes(os.urandom(1), "big") / 5000)  # 10..60 ms, not in lockstep
+            except sqlite3.DatabaseError as exc:
+                if conn is not None:
+                    conn.close()
+                if "not a database" in str(exc):
+                    raise ConfigError(f"registry.url {self.url!r}: {str(self.path)!r} is not an SQLite database",
+                                      hint="point registry.url at an mdl registry or a new file") from None
+                raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
+                                  hint="check registry.url and that its directory is writable") from None
             except (OSError, sqlite3.Error) as exc:
+                if conn is not None:
+                    conn.close()
                 raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
                                   hint="check registry.url and that its directory is writable") from None
 
@@ -104,14 +138,27 @@ class SqliteRegistry(Registry):
             try:
                 return self._conn.execute(sql, args).fetchall()
             except sqlite3.Error as exc:
-                raise Unavailable(f"registry {str(self.path)!r}: {exc}") from None
+                raise self._unavailable(exc) from None
+
+    def _pointer_of(self, name: str, row: tuple | None) -> tuple[dict[str, str], int]:
+        """(aliases, revision) of a ``pointers`` row, checked (anyone who can write the file can write it)."""
+        if row is None:
+            return {}, NO_REVISION
+        doc, revision = row
+        where = f"row {name!r} of table pointers in {self.path}"
+        hint = f"fix or delete that row, e.g. with: sqlite3 {self.path} \"DELETE FROM pointers WHERE model = '{name}'\""
+        aliases = parse_pointer(doc, name, where, hint=hint)
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            from mdl.errors import IntegrityError
+
+            raise IntegrityError(f"the pointer of {name!r} ({where}) has an invalid revision {revision!r}", hint=hint)
+        return aliases, revision
 
     def get(self, name: str) -> Pointer:
         validate_name(name)
         rows = self._query("SELECT doc, revision FROM pointers WHERE model = ?", (name,))
-        if not rows:
-            return Pointer(name, {}, NO_REVISION)
-        return Pointer(name, json.loads(rows[0][0]), rows[0][1])
+        aliases, revision = self._pointer_of(name, rows[0] if rows else None)
+        return Pointer(name, aliases, revision)
 
     def cas(self, name: str, alias: str, version: str | None, expected_revision: int,
             who: str, action: str) -> Pointer:
@@ -122,7 +169,7 @@ class SqliteRegistry(Registry):
                 c.execute("BEGIN IMMEDIATE")
                 try:
                     row = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
-                    doc, revision = (json.loads(row[0]), row[1]) if row else ({}, NO_REVISION)
+                    doc, revision = self._pointer_of(name, row)
                     if revision != expected_revision:
                         raise CasConflict(f"the pointer of {name!r} changed concurrently")
                     previous = doc.get(alias)
@@ -140,10 +187,10 @@ class SqliteRegistry(Registry):
                         "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, alias, previous, version, who, now_iso(), action))
                     c.execute("COMMIT")
                 except BaseException:
-                    c.execute("ROLLBACK")
+                    _rollback(c)
                     raise
             except sqlite3.Error as exc:
-                raise Unavailable(f"registry {str(self.path)!r}: {exc}") from None
+                raise self._unavailable(exc) from None
         return Pointer(name, doc, new_rev)
 
     def put_manifest(self, name: str, version: str, data: bytes) -> None:
@@ -155,25 +202,41 @@ class SqliteRegistry(Registry):
     def get_manifest(self, name: str, version: str) -> bytes | None:
         validate_name(name)
         rows = self._query("SELECT data FROM manifests WHERE model = ? AND version = ?", (name, version))
-        return bytes(rows[0][0]) if rows else None
+        if not rows or not isinstance(rows[0][0], (bytes, str)):
+            return None  # none, or not what mdl stores (bytes(n) of a stored number n would be n zero bytes)
+        data = rows[0][0]
+        return data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
 
     def history(self, name: str) -> list[HistoryEntry]:
         validate_name(name)
         rows = self._query(
             "SELECT seq, alias, from_version, to_version, who, at, action FROM history "
             "WHERE model = ? ORDER BY seq", (name,))
-        return [HistoryEntry(*r) for r in rows]
+        entries = []
+        for seq, alias, frm, to, who, at, action in rows:
+            entry = parse_history_entry(seq, {"alias": alias, "from": frm, "to": to, "who": who, "at": at,
+                                              "action": action})
+            if entry is None:
+                log.warning("skipping unreadable history entry %r of %r in %s", seq, name, self.path)
+            else:
+                entries.append(entry)
+        return entries
 
     def list_models(self) -> list[str]:
-        return [r[0] for r in self._query("SELECT model FROM pointers ORDER BY model")]
+        return [m for (m,) in self._query("SELECT model FROM pointers ORDER BY model") if _valid_name(m)]
 
     def watch(self, name: str, callback: PointerCallback) -> Watch:
         validate_name(name)
         w = Watch()
-        conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
 
         def loop() -> None:
-            seen: int | None = None
+            seen: Any = None
+            bad: str | None = None  # the last unreadable pointer's error (logged once)
+            retry_at = 0.0
             try:
                 while not w.stopped:
                     try:
@@ -182,10 +245,20 @@ class SqliteRegistry(Registry):
                         row, seen = None, None  # re-read next round; what is served stays as is
                     else:
                         revision = row[0] if row else NO_REVISION
-                        if revision != seen:
+                        if revision != seen or (bad is not None and time.monotonic() >= retry_at):
                             seen = revision
-                            deliver(callback, self.get(name))
+                            try:
+                                pointer = self.get(name)
+                            except MdlError as exc:  # unreadable or locked: keep what is served, look again
+                                if exc.message != bad:
+                                    log.warning("%s", exc.message)
+                                bad, retry_at = exc.message, time.monotonic() + 1.0
+                            else:
+                                bad = None
+                                deliver(callback, pointer)
                     w._stopped.wait(POLL_SECONDS)
+            except Exception:  # never a traceback from the watch thread
+                log.exception("watching the pointer of %r in %s failed", name, self.path)
             finally:
                 conn.close()
 
@@ -202,10 +275,14 @@ class SqliteRegistry(Registry):
                            (name,))
         live = []
         for rid, data, host, pid, start in rows:
-            if _alive(host, pid, start):
-                live.append(Replica(rid, json.loads(data)))
-            else:
+            if not _alive(host, pid, start):
                 self._query("DELETE FROM replicas WHERE model = ? AND id = ? AND pid = ?", (name, rid, pid))
+                continue
+            record = parse_replica_data(data)
+            if record is None or not isinstance(rid, str):
+                log.warning("skipping unreadable replica record %r of %r in %s", rid, name, self.path)
+                continue
+            live.append(Replica(rid, record))
         return live
 
     @contextmanager
@@ -215,22 +292,26 @@ class SqliteRegistry(Registry):
         while True:
             with self._lock:
                 c = self._conn
-                c.execute("BEGIN IMMEDIATE")
                 try:
-                    rows = c.execute("SELECT holder, host, pid, pid_start FROM slots WHERE model = ?", (name,)).fetchall()
-                    live = 0
-                    for h, hst, p, start in rows:
-                        if _alive(hst, p, start):
-                            live += 1
-                        else:
-                            c.execute("DELETE FROM slots WHERE model = ? AND holder = ?", (name, h))
-                    if live < limit:
-                        c.execute("INSERT INTO slots VALUES (?, ?, ?, ?, ?)", (name, holder, host, pid,
-                                                                              _process_start(pid)))
-                    c.execute("COMMIT")
-                except BaseException:
-                    c.execute("ROLLBACK")
-                    raise
+                    c.execute("BEGIN IMMEDIATE")
+                    try:
+                        rows = c.execute("SELECT holder, host, pid, pid_start FROM slots WHERE model = ?",
+                                         (name,)).fetchall()
+                        live = 0
+                        for h, hst, p, start in rows:
+                            if _alive(hst, p, start):
+                                live += 1
+                            else:
+                                c.execute("DELETE FROM slots WHERE model = ? AND holder = ?", (name, h))
+                        if live < limit:
+                            c.execute("INSERT INTO slots VALUES (?, ?, ?, ?, ?)", (name, holder, host, pid,
+                                                                                  _process_start(pid)))
+                        c.execute("COMMIT")
+                    except BaseException:
+                        _rollback(c)
+                        raise
+                except sqlite3.Error as exc:
+                    raise self._unavailable(exc) from None
             if live < limit:
                 break
             time.sleep(POLL_SECONDS)
@@ -242,6 +323,23 @@ class SqliteRegistry(Registry):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _rollback(c: sqlite3.Connection) -> None:
+    """End a failed transaction; never hides the error that failed it."""
+    try:
+        c.execute("ROLLBACK")
+    except sqlite3.Error:
+        pass  # no transaction is open (SQLite rolled it back itself)
+
+
+def _valid_name(name: Any) -> bool:
+    try:
+        validate_name(name)
+    except InvalidInput:
+        log.warning("skipping the pointer of an invalid model name %r", name)
+        return False
+    return True
 
 
 class _SqliteReplica(ReplicaHandle):

@@ -73,13 +73,13 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
 from mdl.errors import (
-    CasConflict, ConfigError, IntegrityError, InvalidInput, MdlError, PermissionDenied, Unavailable,
+    CasConflict, ConfigError, InvalidInput, MdlError, PermissionDenied, Unavailable,
 )
 from mdl.manifest import now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
     MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,
-    deliver,
+    deliver, parse_history_entry, parse_pointer, parse_replica_data,
 )
 
 try:
@@ -433,16 +433,8 @@ class ZooKeeperRegistry(Registry):
 
     @staticmethod
     def _parse_pointer(name: str, path: str, raw: bytes | None) -> dict[str, str]:
-        if not raw:
-            return {}
-        try:
-            doc = json.loads(raw.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            doc = None
-        if not isinstance(doc, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in doc.items()):
-            raise IntegrityError(f"the pointer of {name!r} ({path}) is not a JSON object of alias -> version",
-                                 hint="fix or delete that znode with a ZooKeeper client")
-        return doc
+        return parse_pointer(raw, name, f"znode {path}",
+                             hint="fix or delete that znode with a ZooKeeper client (zkCli.sh set/delete)")
 
     def _read_pointer(self, name: str, deadline: float, what: str, *, watcher: Callable | None = None,
                       cancel: threading.Event | None = None, sync: bool = True) -> tuple[Pointer, int | None]:
@@ -551,7 +543,7 @@ class ZooKeeperRegistry(Registry):
                 try:
                     if json.loads(item[0].decode("utf-8")).get("op") == op:
                         return True
-                except (UnicodeDecodeError, ValueError, AttributeError):
+                except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
                     continue
         return False
 
@@ -571,11 +563,14 @@ class ZooKeeperRegistry(Registry):
             if item is None:
                 continue
             try:
-                d = json.loads(item[0].decode("utf-8"))
-                entries.append(HistoryEntry(_seq(node), d["alias"], d.get("from"), d.get("to"), d.get("who", ""),
-                                            d.get("at", ""), d.get("action", "promote")))
-            except (UnicodeDecodeError, ValueError, KeyError, TypeError, AttributeError):
+                d = json.loads(item[0].decode("utf-8")) if item[0] else None
+            except (UnicodeDecodeError, ValueError, RecursionError):
+                d = None
+            entry = parse_history_entry(_seq(node), d)
+            if entry is None:
                 log.warning("skipping unreadable history entry %s/%s", path, node)
+            else:
+                entries.append(entry)
         return entries
 
     def put_manifest(self, name: str, version: str, data: bytes) -> None:
@@ -608,7 +603,7 @@ class ZooKeeperRegistry(Registry):
                                 missing_ok=True, sync=self._models()) or []
             stats = self._call_many([lambda c, p=self._pointer(m): c.exists_async(p) for m in models],
                                     deadline, what)
-        return sorted(m for m, s in zip(models, stats) if s is not None)
+        return sorted(m for m, s in zip(models, stats) if s is not None and _valid_name(m))
 
     # -- watch ---------------------------------------------------------------------------------
 
@@ -654,11 +649,11 @@ class ZooKeeperRegistry(Registry):
         for rid, item in zip(ids, got):
             if item is None:
                 continue  # gone in between
-            try:
-                data = json.loads(item[0].decode("utf-8")) if item[0] else {}
-            except (UnicodeDecodeError, ValueError):
-                data = None
-            replicas.append(Replica(rid, data if isinstance(data, dict) else {}))
+            data = parse_replica_data(item[0])
+            if data is None:
+                log.warning("skipping unreadable replica record %s/%s", path, rid)
+                continue
+            replicas.append(Replica(rid, data))
         return replicas
 
     def _put_ephemeral(self, path: str, payload: bytes, deadline: float, what: str) -> None:
@@ -827,6 +822,15 @@ def _stop_client(client: "KazooClient") -> None:
         log.debug("stopping a ZooKeeper client failed", exc_info=True)
 
 
+def _valid_name(name: str) -> bool:
+    try:
+        validate_name(name)
+    except InvalidInput:
+        log.warning("skipping the model node of an invalid model name %r", name)
+        return False
+    return True
+
+
 def _seq_suffix(node: str) -> int | None:
     digits = node[-10:]
     return int(digits) if len(node) > 10 and digits.isdigit() else None
@@ -870,6 +874,7 @@ class _ZkWatch(Watch):
         # A read after our own watch fired sees at least that change (a session's view never goes
         # back), so only the first read and those after a reconnect or an error need a sync.
         synced = False
+        bad: str | None = None  # the last error logged
         what = f"watching the pointer of {self._name!r}"
         while not self.stopped:
             if not dirty:
@@ -896,14 +901,16 @@ class _ZkWatch(Watch):
                 if self._reg._closed:
                     return
                 dirty = True  # retry; also poked on reconnect
-            except MdlError as exc:
-                log.warning("%s", exc.message)
+            except MdlError as exc:  # e.g. an unreadable pointer: nothing is delivered, what is served stays
+                if exc.message != bad:
+                    log.warning("%s", exc.message)  # once, not every retry
+                bad = exc.message
                 dirty, delay = True, 5.0
             except Exception:
                 log.exception("%s failed", what)
                 dirty, delay = True, 2.0
             else:
-                delay = 0.05
+                delay, bad = 0.05, None
                 key = (pointer.revision, mzxid)
                 if key != last and not self.stopped:
                     last = key

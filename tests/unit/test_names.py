@@ -29,3 +29,25 @@ def test_unique_version_appends_a_sortable_suffix():
     assert unique_version("v", set()) == "v"
     assert unique_version("v", {"v"}) == "v-01"
     assert unique_version("v", {"v", "v-01", "v-02"}) == "v-03"
+
+
+def test_a_retry_takes_the_next_suffix_of_the_same_base():
+    base = "20261202T022902Z"
+    taken = {base} | {f"{base}-{i:02d}" for i in range(1, 5)}
+    assert unique_version(f"{base}-04", taken) == f"{base}-05"  # not ...-04-01
+    assert unique_version(f"{base}-04", taken | {f"{base}-05", f"{base}-06"}) == f"{base}-07"
+    assert unique_version(f"{base}-99", {f"{base}-99"}) == f"{base}-100"
+    assert unique_version(f"{base}-100", {f"{base}-100"}) == f"{base}-101"
+    assert unique_version(f"{base}-04", {base}) == f"{base}-04"  # free: kept as it is
+    assert unique_version("v-1", {"v-1"}) == "v-1-01"  # one digit is not mdl's suffix
+
+
+def test_retried_versions_keep_sorting_after_their_base():
+    base, taken, made = "20261202T022902Z", set(), []
+    version = base
+    for _ in range(12):  # every attempt loses the race for the id it chose
+        version = unique_version(version, taken)
+        taken.add(version)
+        made.append(version)
+    assert made == [base] + [f"{base}-{i:02d}" for i in range(1, 12)]
+    assert sorted(made) == made and all(validate_version(v) == v for v in made)
