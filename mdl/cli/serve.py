@@ -6,7 +6,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, event_printer, output_format, state
+from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, event_printer, finite, output_format, state
 from mdl.errors import InvalidInput, MdlError
 
 _UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
@@ -57,8 +57,15 @@ def serve(
     max_body: Annotated[str, typer.Option("--max-body", metavar="SIZE", help="Largest request body "
                         "(larger: 413).")] = "16MiB",
     keep: KeepOpt = 3,
-    graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0, help="Seconds in-flight "
-                                "requests get to finish on SIGTERM.")] = 10.0,
+    graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0, callback=finite, help="Seconds "
+                                "in-flight requests get to finish on SIGTERM.")] = 10.0,
+    read_timeout: Annotated[float, typer.Option("--read-timeout", metavar="SECONDS", min=0.1, callback=finite,
+                            help="Time a client has to send a request's line and headers (counted from connecting, "
+                            "or from their first bytes on a kept-alive connection), then again to send its whole "
+                            "body. Slower: the connection is closed (a late body gets 408 first).")] = 30.0,
+    max_connections: Annotated[int, typer.Option("--max-connections", metavar="N", min=1, help="Open HTTP "
+                               "connections served at a time. A connection past it gets 503 to its request and "
+                               "is closed.")] = 1024,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -68,6 +75,9 @@ def serve(
     the old one keeps serving and the replica reports failed. The server registers as a replica:
     `mdl endpoints NAME` lists it, `mdl status` shows it, `promote --wait` waits for it.
     SIGTERM/SIGINT: deregister, finish in-flight requests, exit. SIGHUP: re-sync.
+
+    Security: loading a pickle or joblib model runs code from it, so whoever can push or promote a
+    version can run code on every server that serves it.
     """
     if swap not in ("availability", "resource"):
         raise InvalidInput(f"--swap {swap!r}: use availability or resource")
@@ -77,7 +87,8 @@ def serve(
     from mdl.server.runner import ServeOptions, serve as run
 
     opts = ServeOptions(alias=alias, version=version, host=host, port=port, cache=cache, loader=loader, swap=swap,
-                        max_batch=max_batch, max_body=size, keep=keep, graceful_timeout=graceful_timeout)
+                        max_batch=max_batch, max_body=size, keep=keep, graceful_timeout=graceful_timeout,
+                        read_timeout=read_timeout, max_connections=max_connections)
     code = run(state(ctx).client, name, opts, event_printer(fmt))
     if code:
         raise typer.Exit(code)

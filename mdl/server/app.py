@@ -2,9 +2,10 @@
 
 Routing is Starlette's. The two hot paths (``POST /v2/models/<name>/infer`` and
 ``POST /v1/models/<name>:predict``) are matched by one dict lookup before Starlette, and handled as
-raw ASGI: read the body (bounded), capture the served model, queue a job for the engine's worker
-thread, send its answer. Every answer from a model names the version (``model_version`` in the body,
-``X-Model-Version`` header); every refusal is ``{"error": ...}`` with a 4xx.
+raw ASGI: read the body (bounded in size, and in time: ``read_timeout``, else 408), capture the served
+model, queue a job for the engine's worker thread, send its answer. Every answer from a model names
+the version (``model_version`` in the body, ``X-Model-Version`` header); every refusal is
+``{"error": ...}`` with a 4xx.
 """
 
 from __future__ import annotations
@@ -50,10 +51,12 @@ class ServerApp:
     """Serves one model ``name``; ``status`` returns the watcher's view ({state, error, desired})."""
 
     def __init__(self, name: str, holder: ModelHolder, engine: Engine, metrics: Metrics, *,
-                 max_body: int = 16 * 1024 * 1024, status: Callable[[], dict] | None = None,
-                 on_startup: Callable[[], None] | None = None, on_shutdown: Callable[[], None] | None = None) -> None:
+                 max_body: int = 16 * 1024 * 1024, read_timeout: float = 30.0,
+                 status: Callable[[], dict] | None = None, on_startup: Callable[[], None] | None = None,
+                 on_shutdown: Callable[[], None] | None = None) -> None:
         self.name, self.holder, self.engine, self.metrics = name, holder, engine, metrics
         self.max_body = max_body
+        self.deadlines = _ReadDeadlines(read_timeout)
         self.status = status or (lambda: {})
         self.stopping = False
         self._on_startup, self._on_shutdown = on_startup, on_shutdown
@@ -99,6 +102,7 @@ class ServerApp:
         finally:
             if self._on_shutdown:
                 self._on_shutdown()
+            self.deadlines.stop()
             self.engine.stop()
 
     # -- inference --------------------------------------------------------------------------------
@@ -172,25 +176,34 @@ class ServerApp:
             if n > limit:
                 extra.append((b"connection", b"close"))
                 raise ClientError(413, f"body of {n} bytes is larger than the limit of {limit} bytes")
-        msg = await receive()
-        if msg["type"] != "http.request":
-            raise _Disconnected()
-        body = msg.get("body", b"")
-        if not msg.get("more_body"):
-            return body
-        chunks, size = [body], len(body)
-        while True:
+        task = self.deadlines.begin()
+        try:
             msg = await receive()
             if msg["type"] != "http.request":
                 raise _Disconnected()
-            chunk = msg.get("body", b"")
-            size += len(chunk)
-            if size > limit:
-                extra.append((b"connection", b"close"))
-                raise ClientError(413, f"body is larger than the limit of {limit} bytes")
-            chunks.append(chunk)
+            body = msg.get("body", b"")
             if not msg.get("more_body"):
-                return b"".join(chunks)
+                return body
+            chunks, size = [body], len(body)
+            while True:
+                msg = await receive()
+                if msg["type"] != "http.request":
+                    raise _Disconnected()
+                chunk = msg.get("body", b"")
+                size += len(chunk)
+                if size > limit:
+                    extra.append((b"connection", b"close"))
+                    raise ClientError(413, f"body is larger than the limit of {limit} bytes")
+                chunks.append(chunk)
+                if not msg.get("more_body"):
+                    return b"".join(chunks)
+        except asyncio.CancelledError:
+            if not self.deadlines.claim(task):
+                raise
+            extra.append((b"connection", b"close"))
+            raise ClientError(408, f"request body not received within {self.deadlines.timeout:g} s") from None
+        finally:
+            self.deadlines.end(task)
 
     def _not_loaded(self) -> str:
         st = self.status()
@@ -305,6 +318,54 @@ class ServerApp:
 
 class _Disconnected(Exception):
     pass
+
+
+class _ReadDeadlines:
+    """Bounds body reads in time with no timer per request (a timer handle per request costs a few µs
+    on the hot path): a sweep every quarter of ``timeout`` cancels the tasks whose read began more than
+    ``timeout`` ago, so a stalled read ends between 1× and 1.25× ``timeout``."""
+
+    def __init__(self, timeout: float) -> None:
+        self.timeout = timeout
+        self.tick = 0
+        self.reading: dict[asyncio.Task, int] = {}  # task -> the tick its read began
+        self.expired: set[asyncio.Task] = set()
+        self._timer: asyncio.TimerHandle | None = None
+
+    def begin(self) -> asyncio.Task:
+        task = asyncio.current_task()
+        assert task is not None
+        self.reading[task] = self.tick
+        if self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.timeout / 4, self._sweep)
+        return task
+
+    def end(self, task: asyncio.Task) -> None:
+        self.reading.pop(task, None)
+
+    def claim(self, task: asyncio.Task) -> bool:
+        """After a ``CancelledError`` in ``task``: whether the deadline caused it (then it is taken back)."""
+        if task not in self.expired:
+            return False
+        self.expired.discard(task)
+        if hasattr(task, "uncancel"):  # Python >= 3.11: the task is not left "cancelling"
+            task.uncancel()
+        return True
+
+    def _sweep(self) -> None:
+        self.tick += 1
+        late = self.tick - 5  # a read begun between sweeps t and t + 1 has waited over 4 quarters by sweep t + 5
+        for task, began in list(self.reading.items()):
+            if began <= late:
+                del self.reading[task]
+                self.expired.add(task)
+                task.cancel()
+        self._timer = asyncio.get_running_loop().call_later(self.timeout / 4, self._sweep)
+
+    def stop(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
 
 class _Asgi:

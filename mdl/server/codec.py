@@ -213,6 +213,8 @@ def parse_v2(body: bytes, header_length: str | None) -> V2Request:
             raise ClientError(400, f"input {name!r}: unsupported datatype {datatype!r} "
                                    f"(use one of {', '.join(V2_TO_NP)})")
         shape = _check_shape(name, t.get("shape"))
+        if shape and shape[0] == 0:  # refused here: batched with other requests, a model would accept it
+            raise ClientError(400, f"input {name!r}: shape {list(shape)} has no rows; send at least one")
         tparams = t.get("parameters") or {}
         if not isinstance(tparams, dict):
             raise ClientError(400, f"input {name!r}: parameters must be an object")

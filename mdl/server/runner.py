@@ -41,6 +41,8 @@ class ServeOptions:
     max_body: int = 16 * 1024 * 1024
     keep: int = 3
     graceful_timeout: float = 10.0
+    read_timeout: float = 30.0  # a request's line + headers, and then its body, each within this
+    max_connections: int = 1024  # open HTTP connections; past it, requests get 503
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -70,6 +72,19 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def _allow_open_files(n: int) -> None:
+    """Raise the soft limit on open files to ``n`` if it is lower (up to the hard limit), so that
+    ``--max-connections``, not the limit (often 1024), decides when connections are refused."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft != resource.RLIM_INFINITY and soft < n:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n if hard == resource.RLIM_INFINITY else min(n, hard), hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 @contextmanager
 def _cache_lock(root: Path) -> Iterator[None]:
     root.mkdir(parents=True, exist_ok=True)
@@ -96,9 +111,11 @@ def _uvicorn_server(app: Any, opts: ServeOptions) -> Any:
         except ImportError:
             return False
 
-    config = uvicorn.Config(app, http="httptools" if has("httptools") else "auto",
-                            loop="uvloop" if has("uvloop") else "auto", lifespan="on", access_log=False,
-                            log_level="warning", server_header=False, backlog=2048,
+    from mdl.server.protocol import protocol_class
+
+    http = protocol_class(opts.read_timeout, opts.max_connections, httptools=has("httptools"))
+    config = uvicorn.Config(app, http=http, ws="none", loop="uvloop" if has("uvloop") else "auto", lifespan="on",
+                            access_log=False, log_level="warning", server_header=False, backlog=2048,
                             timeout_graceful_shutdown=max(opts.graceful_timeout, 0.01),  # type: ignore[arg-type]
                             timeout_keep_alive=30)
 
@@ -136,6 +153,7 @@ def serve(client: Any, name: str, opts: ServeOptions, emit: Emit) -> int:
         except Exception:
             pass
 
+    _allow_open_files(opts.max_connections + 256)  # + the model's files, the registry, the listening socket...
     sock = bind(opts.host, opts.port)
     port = sock.getsockname()[1]
     address = url_for(opts.host, port)
@@ -202,9 +220,9 @@ def serve(client: Any, name: str, opts: ServeOptions, emit: Emit) -> int:
                 event("deregister-failed", error=str(exc))
         server.should_exit = True
 
-    app = ServerApp(name, holder, engine, metrics, max_body=opts.max_body, status=status,
-                    on_startup=lambda: threading.Thread(target=start_watcher, name="mdl-serve-start",
-                                                        daemon=True).start())
+    app = ServerApp(name, holder, engine, metrics, max_body=opts.max_body, read_timeout=opts.read_timeout,
+                    status=status, on_startup=lambda: threading.Thread(target=start_watcher, name="mdl-serve-start",
+                                                                       daemon=True).start())
     server = _uvicorn_server(app, opts)
 
     def on_signal(signum: int, frame: Any) -> None:

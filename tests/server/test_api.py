@@ -10,6 +10,7 @@ import gzip
 import json
 import struct
 import subprocess
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -155,7 +156,10 @@ BAD = [
     ("count-mismatch", "POST", "/v2/models/iris/infer", _v2(data=[1.0, 2.0, 3.0]), {}, 400, "needs 4 values"),
     ("wrong-features", "POST", "/v2/models/iris/infer", _v2(shape=[1, 3], data=[1, 2, 3]), {}, 400, "[rows, 4]"),
     ("one-dimensional", "POST", "/v2/models/iris/infer", _v2(shape=[4]), {}, 400, "[rows, 4]"),
-    ("zero-rows", "POST", "/v2/models/iris/infer", _v2(shape=[0, 4], data=[]), {}, 400, "rejected the input"),
+    ("zero-rows", "POST", "/v2/models/iris/infer", _v2(shape=[0, 4], data=[]), {}, 400, "has no rows"),
+    ("binary-zero-rows", "POST", "/v2/models/iris/infer",
+     *_binary({"inputs": [{"name": "x", "shape": [0, 4], "datatype": "FP32",
+                           "parameters": {"binary_data_size": 0}}]}, b""), 400, "has no rows"),
     ("strings-as-fp32", "POST", "/v2/models/iris/infer", _v2(data=["a", "b", "c", "d"]), {}, 400, "strings"),
     ("float-as-int64", "POST", "/v2/models/iris/infer", _v2(datatype="INT64"), {}, 400, "non-integer"),
     ("uint8-overflow", "POST", "/v2/models/iris/infer", _v2(datatype="UINT8", data=[1, 2, 3, 300]), {}, 400,
@@ -198,6 +202,8 @@ BAD = [
     ("tf-neither", "POST", "/v1/models/iris:predict", {"signature_name": "x"}, {}, 400, "exactly one of"),
     ("tf-both", "POST", "/v1/models/iris:predict", {"instances": [[1, 2, 3, 4]], "inputs": [[1, 2, 3, 4]]}, {}, 400,
      "exactly one of"),
+    ("tf-no-instances", "POST", "/v1/models/iris:predict", {"instances": []}, {}, 400, "non-empty list"),
+    ("tf-no-inputs", "POST", "/v1/models/iris:predict", {"inputs": {"x": []}}, {}, 400, "non-empty list"),
     ("tf-ragged", "POST", "/v1/models/iris:predict", {"instances": [[1, 2, 3, 4], [1, 2]]}, {}, 400, "regular array"),
     ("tf-wrong-features", "POST", "/v1/models/iris:predict", {"instances": [[1, 2, 3]]}, {}, 400, "[rows, 4]"),
     ("tf-named-inputs", "POST", "/v1/models/iris:predict", {"instances": [{"a": 1, "b": 2}]}, {}, 400, "named inputs"),
@@ -219,6 +225,47 @@ def test_client_mistakes_get_a_4xx_with_an_error(api, case):
     doc = r.json()
     assert set(doc) == {"error"} and needle in doc["error"], doc
     assert api.proc.poll() is None
+
+
+def test_a_zero_row_request_gets_400_alone_and_among_concurrent_ones(api):
+    """The engine batches concurrent requests into one predict call, where 0 rows would pass unnoticed: the
+    answer must not depend on the company a request keeps."""
+    zero = [_v2(shape=[0, 4], data=[]), {"instances": []}]
+    normal = _v2()
+    for body in zero:  # alone
+        r = api.client.post("/v2/models/iris/infer" if "inputs" in body else "/v1/models/iris:predict", json=body)
+        assert r.status_code == 400, r.text
+    batches = _batched(api)
+
+    def client(i: int) -> list[tuple[bool, int, str]]:
+        out = []
+        with httpx.Client(base_url=api.url, timeout=30) as c:
+            for j in range(40):
+                if (i + j) % 4 == 0:
+                    body = zero[j % 2]
+                    path = "/v2/models/iris/infer" if "inputs" in body else "/v1/models/iris:predict"
+                else:
+                    body, path = normal, "/v2/models/iris/infer"
+                r = c.post(path, json=body)
+                out.append(((i + j) % 4 == 0, r.status_code, r.text))
+        return out
+
+    with ThreadPoolExecutor(8) as pool:
+        results = [x for part in pool.map(client, range(8)) for x in part]
+    assert _batched(api) > batches, "no request was batched with another: the test proved nothing"
+    for is_zero, status, text in results:
+        if is_zero:
+            assert status == 400 and ("has no rows" in text or "non-empty list" in text), (status, text)
+        else:
+            assert status == 200, text
+
+
+def _batched(api) -> float:
+    """Requests answered together with another so far (the batch-size histogram's sum minus its count)."""
+    text = api.client.get("/metrics").text
+    value = {line.split("{")[0]: float(line.split()[-1]) for line in text.splitlines()
+             if line.startswith(("mdl_predict_batch_size_sum", "mdl_predict_batch_size_count"))}
+    return value["mdl_predict_batch_size_sum"] - value["mdl_predict_batch_size_count"]
 
 
 def test_after_the_mistakes_the_server_still_serves_and_never_answered_5xx(api):

@@ -129,6 +129,18 @@ def test_batching_gives_each_request_its_own_rows_and_isolates_a_bad_one(tmp_pat
     assert calls == [1, 1, 1]
 
 
+def test_a_zero_row_request_fails_alone_even_in_a_batch(tmp_path, iris):
+    model = load_model("iris", "v1", make_version(tmp_path, "v1", {"model.pkl": pickle.dumps(iris["models"]["v1"])},
+                                                  "pickle"))
+    empty = json.dumps({"inputs": [{"name": "x", "shape": [0, 4], "datatype": "FP64", "data": []}]}).encode()
+    for bodies in ([empty], [_v2_body(X[:1]), empty, _v2_body(X[1:3])]):
+        jobs = _jobs(model, [(V2, b, None) for b in bodies])
+        run_batch(jobs, max_batch=64)
+        assert [j.response[0] for j in jobs] == [400 if b is empty else 200 for b in bodies]
+        [error] = [json.loads(j.response[2])["error"] for j in jobs if j.response[0] == 400]
+        assert error == "input 'x': shape [0, 4] has no rows; send at least one"
+
+
 def test_engine_thread_answers_on_the_loop(tmp_path, iris):
     m = load_model("iris", "v1", make_version(tmp_path, "v1", {"model.pkl": pickle.dumps(iris["models"]["v1"])},
                                               "pickle"))
