@@ -70,19 +70,27 @@ def main(
     st.flags = {"storage.url": storage, "registry.url": registry}
     st.debug = debug
     if debug or os.environ.get("MDL_DEBUG") not in (None, "", "0"):
-        _log_debug()
+        ctx.call_on_close(_log_debug())
     ctx.call_on_close(st.close)
 
 
-def _log_debug() -> None:
-    """--debug: mdl's own debug log on stderr (what was skipped and why, retries, ...)."""
+def _log_debug() -> Any:
+    """--debug: mdl's own debug log on stderr (what was skipped and why, retries, ...) for this
+    command; returns what undoes it (the app may run again in the same process)."""
     import logging
 
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("debug: %(name)s: %(message)s"))
     log = logging.getLogger("mdl")
+    level = log.level
     log.addHandler(handler)
     log.setLevel(logging.DEBUG)
+
+    def undo() -> None:
+        log.removeHandler(handler)
+        log.setLevel(level)
+
+    return undo
 
 
 def make_app(only: str | None = None) -> typer.Typer:

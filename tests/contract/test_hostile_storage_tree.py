@@ -142,6 +142,9 @@ def test_the_cli_lists_a_tree_with_foreign_entries(client, run_mdl, tmp_path):
         assert r.returncode == 0, (args, r.stderr)
     r = run_mdl("push", "lr", str(model(tmp_path, b"other")))
     assert r.returncode == 0, r.stderr
+    r = run_mdl("--debug", "list")  # silent by default; --debug says what was skipped and why
+    assert r.returncode == 0 and "debug: mdl.storage: skipping 'lost+found'" in r.stderr.decode(), r.stderr
+    assert "skipping" not in run_mdl("list").stderr.decode()
 
 
 # -- manifests: checked against where they were read from -------------------------------------------
