@@ -32,6 +32,9 @@ def world(cli, client, tmp_path):
     (tmp_path / "fifo").mkdir()
     os.mkfifo(tmp_path / "fifo" / "pipe")
     os.symlink(tmp_path / "nowhere", tmp_path / "dangling")
+    (tmp_path / "loop" / "sub").mkdir(parents=True)
+    (tmp_path / "loop" / "sub" / "model.pkl").write_bytes(b"\x80\x04loop")
+    os.symlink(tmp_path / "loop", tmp_path / "loop" / "sub" / "back")
     (tmp_path / "foreign").mkdir()
     (tmp_path / "foreign" / "keep.txt").write_text("mine")
     (tmp_path / "unknown-key.yaml").write_text("storage:\n  urll: x\n")
@@ -196,6 +199,8 @@ CASES = [
     ("config-is-a-directory", ["--config", "{t}/empty", "list"], CONFIG, "cannot read config file"),
     ("context-unknown-on-promote", ["--context", "nope", "promote", "lr", "v2"], CONFIG,
      "context 'nope' is not defined"),
+    ("pull-parent-missing", ["pull", "lr", "-d", "/proc/nope"], USAGE, "its parent directory does not exist"),
+    ("push-symlink-loop", ["push", "lr", "{t}/loop"], USAGE, "is a symlink loop"),
 ]
 
 ENV_CASES = [
@@ -224,6 +229,8 @@ ENV_CASES = [
     ("env-registry-not-a-database", {"MDL_REGISTRY_URL": "sqlite://{t}/model.pkl"}, ["history", "lr"], CONFIG,
      "is not an SQLite database"),
     ("env-config-missing", {"MDL_CONFIG": "{t}/nope.yaml"}, ["list"], CONFIG, "does not exist"),
+    ("env-storage-url-no-path", {"MDL_STORAGE_URL": "file://"}, ["pull", "lr", "-d", "{t}/o"], CONFIG,
+     "storage.url 'file://' has no path"),
 ]
 
 

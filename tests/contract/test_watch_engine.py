@@ -168,9 +168,9 @@ def test_keep_prunes_but_never_current_or_previous(lr, make_client, tmp_path, wa
     assert os.readlink(d / "previous") == "versions/v4"
 
 
-def test_registry_down_at_start_serves_the_local_copy(lr, tmp_path, watchers, backend_env):
+def test_registry_down_at_start_serves_the_local_copy(lr, make_client, tmp_path, backend_env):
     d = tmp_path / "dir"
-    w = Watcher(Client(lr.config), "lr", d)
+    w = Watcher(make_client(), "lr", d)
     assert w.sync_once()
     w.stop()
     if backend_env["MDL_REGISTRY_URL"].startswith("sqlite"):
@@ -179,13 +179,16 @@ def test_registry_down_at_start_serves_the_local_copy(lr, tmp_path, watchers, ba
     else:
         broken = {"MDL_REGISTRY_URL": "zk://127.0.0.1:1/mdl", "MDL_REGISTRY_TIMEOUT": "1"}
     events: list[dict] = []
-    w2 = Watcher(Client(load(env={**backend_env, **broken})), "lr", d, WatchOptions(retry_base=0.2),
-                 emit=events.append)
-    watchers.append(w2)
-    w2.start()
-    until(lambda: events_of(events, "registry-unavailable"))
-    assert w2.ready and current(d) == "v1"
-    assert events_of(events, "resumed")[0]["version"] == "v1"
+    c2 = Client(load(env={**backend_env, **broken}))
+    w2 = Watcher(c2, "lr", d, WatchOptions(retry_base=0.2), emit=events.append)
+    try:
+        w2.start()
+        until(lambda: events_of(events, "registry-unavailable"))
+        assert w2.ready and current(d) == "v1"
+        assert events_of(events, "resumed")[0]["version"] == "v1"
+    finally:
+        w2.stop()
+        c2.close()  # no client left reconnecting to nothing for the rest of the session
 
 
 def test_pinned_version_ignores_the_alias(lr, make_client, tmp_path):

@@ -79,3 +79,18 @@ def test_detect_format(tmp_path):
     (tmp_path / "saved_model.pb").write_bytes(b"")
     assert detect_format("directory", [("saved_model.pb", tmp_path / "saved_model.pb")]) == "tensorflow-savedmodel"
     assert detect_format("directory", [("x", tmp_path / "saved_model.pb")]) == "directory"
+
+
+def test_scan_follows_symlinked_directories_and_refuses_loops(tmp_path):
+    shared = tmp_path / "shared"
+    (shared / "deep").mkdir(parents=True)
+    (shared / "deep" / "w.bin").write_bytes(b"w")
+    src = tmp_path / "model"
+    src.mkdir()
+    (src / "a.txt").write_bytes(b"a")
+    os.symlink(shared, src / "weights")  # a model directory assembled from links is pushed whole
+    kind, files = scan_source(src)
+    assert kind == "directory" and [rel for rel, _ in files] == ["a.txt", "weights/deep/w.bin"]
+    os.symlink(src, shared / "deep" / "up")  # model/weights/deep/up -> model: a loop
+    with pytest.raises(InvalidInput, match="is a symlink loop"):
+        scan_source(src)
