@@ -15,9 +15,10 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 from mdl import __version__
 from mdl.config import Config, load
-from mdl.errors import (CasConflict, Conflict, IntegrityError, InvalidInput, MdlError, NotFound, PermissionDenied,
+from mdl.errors import (CasConflict, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, RolloutFailed,
                         Timeout, Unavailable, VersionExists)
-from mdl.manifest import Manifest, creator, detect_format, digest_of, now_iso, scan_source, FORMATS
+from mdl.host import creator, now_iso
+from mdl.manifest import FileEntry, Manifest, detect_format, digest_of, scan_source, FORMATS
 from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate_alias, validate_name, validate_version
 from mdl.registry import Registry, open_registry
 from mdl.registry.base import HistoryEntry, Pointer, Replica
@@ -27,14 +28,6 @@ if TYPE_CHECKING:  # the transfer machinery loads only for commands that move by
     from mdl.transfer import Progress
 
 CAS_ATTEMPTS = 50
-
-
-class RolloutFailed(MdlError):
-    """A replica reported that it could not load the promoted version (exit 1)."""
-
-    def __init__(self, message: str, hint: str | None = None, replicas: list[Replica] | None = None) -> None:
-        super().__init__(message, hint)
-        self.replicas = replicas or []
 
 
 class PushResult(NamedTuple):

@@ -69,7 +69,6 @@ SETTINGS: tuple[Setting, ...] = (
 )
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 SECTIONS = frozenset(s.key.rsplit(".", 1)[0] for s in SETTINGS if "." in s.key)  # storage, registry...
-FILE_ONLY_KEYS = ("contexts", "current-context")
 
 
 class Value(NamedTuple):
@@ -93,14 +92,6 @@ class Config:
 
     def items(self) -> list[tuple[str, Value]]:
         return [(s.key, self._values[s.key]) for s in SETTINGS]
-
-    def replace(self, **overrides: Any) -> "Config":
-        """A copy with some keys set (underscores for dots), marked as set by code."""
-        values = dict(self._values)
-        for k, v in overrides.items():
-            key = k.replace("__", ".")
-            values[key] = Value(_coerce(BY_KEY[key], v, "argument"), "argument")
-        return Config(values, self.path, self.context)
 
 
 def _coerce(setting: Setting, raw: Any, where: str) -> Any:

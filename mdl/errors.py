@@ -6,6 +6,10 @@ The library raises these; only the CLI edge turns them into ``error:``/``hint:``
 from __future__ import annotations
 
 from enum import IntEnum
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from mdl.registry.base import Replica
 
 
 class ExitCode(IntEnum):
@@ -86,3 +90,31 @@ class VersionExists(Conflict):
 
 class CasConflict(Conflict):
     """A compare-and-set lost: someone else moved the pointer first."""
+
+
+class Escape(IntegrityError):
+    """A name led through a symlink, or to something that is not a regular file or directory."""
+
+
+class DataNodeUnreachable(Unavailable):
+    """This client cannot reach a DataNode the NameNode sent it to (exit 6)."""
+
+    def __init__(self, message: str, address: str, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.address = address
+
+
+class RolloutFailed(MdlError):
+    """A replica reported that it could not load the promoted version (exit 1)."""
+
+    def __init__(self, message: str, hint: str | None = None, replicas: list[Replica] | None = None) -> None:
+        super().__init__(message, hint)
+        self.replicas = replicas or []
+
+
+class HookFailed(MdlError):
+    """A watcher's --exec, --signal or --webhook failed after a swap (the swap is reverted)."""
+
+
+class LoadFailed(MdlError):
+    """A version could not be loaded (or warmed); the watcher reports it and keeps the old one."""

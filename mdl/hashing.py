@@ -32,7 +32,3 @@ class BackgroundSha256:
             self._t.join()
             self._digest = self._h.hexdigest()
         return self._digest
-
-    def close(self) -> None:
-        """Stop the thread without a digest (on errors)."""
-        self.hexdigest()

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import re
 import stat
 from dataclasses import dataclass, field, fields
-from datetime import datetime, timezone
 from pathlib import Path, PurePosixPath
 from typing import Any, Callable, Iterable
 
@@ -221,27 +219,6 @@ def digest_of(files: Iterable[FileEntry]) -> str:
     for f in sorted(files, key=lambda e: e.path):
         h.update(f"{f.sha256}  {f.size}  {f.path}\n".encode())
     return "sha256:" + h.hexdigest()
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-@functools.lru_cache(maxsize=None)
-def hostname() -> str:
-    import socket  # not at import time: start-up of commands that never need it
-
-    return socket.gethostname()
-
-
-def creator() -> str:
-    import getpass
-
-    try:
-        user = getpass.getuser()
-    except Exception:  # no passwd entry in some containers
-        user = str(os.getuid())
-    return f"{user}@{hostname()}"
 
 
 def file_matches(path: Path, entry: FileEntry) -> bool:

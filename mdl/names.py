@@ -63,8 +63,3 @@ def unique_version(base: str, taken: set[str]) -> str:
         if candidate not in taken:
             return candidate
         n += 1
-
-
-def sort_versions(versions: list[str]) -> list[str]:
-    """Newest first: timestamp ids sort lexically, so reverse lexical order is newest first."""
-    return sorted(versions, reverse=True)

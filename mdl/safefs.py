@@ -14,13 +14,9 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from mdl.errors import IntegrityError, MdlError, NotFound, PermissionDenied
+from mdl.errors import Escape, MdlError, NotFound, PermissionDenied
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
-
-
-class Escape(IntegrityError):
-    """A name led through a symlink, or to something that is not a regular file or directory."""
 
 
 def create_new(path: str | os.PathLike) -> BinaryIO:

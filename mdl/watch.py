@@ -25,9 +25,10 @@ from typing import Any, Callable
 
 from mdl.blobcache import BlobCache
 from mdl.client import Client
-from mdl.errors import MdlError, NotFound
+from mdl.errors import HookFailed, MdlError, NotFound
+from mdl.host import hostname, now_iso
 from mdl.localcache import LocalCache
-from mdl.manifest import Manifest, hostname, now_iso
+from mdl.manifest import Manifest
 from mdl.names import DEFAULT_ALIAS, validate_alias, validate_name, validate_version
 from mdl.registry.base import Pointer, ReplicaHandle
 from mdl.transfer import download_version, NoProgress
@@ -60,10 +61,6 @@ class WatchOptions:
     address: str | None = None  # for servers: the URL replicas are reached at
     kind: str = "watcher"
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-class HookFailed(MdlError):
-    pass
 
 
 class Watcher:

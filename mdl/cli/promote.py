@@ -5,7 +5,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 import typer
 
 from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, emit_json, finite, info, output_format, state
-from mdl.errors import InvalidInput
+from mdl.errors import InvalidInput, RolloutFailed
 
 if TYPE_CHECKING:
     from mdl.client import MoveResult
@@ -43,7 +43,6 @@ def promote(
     as_json: JsonOpt = False,
 ) -> None:
     """Point an alias (default: latest) at a complete version."""
-    from mdl.client import RolloutFailed
     from mdl.names import validate_version
 
     if not wait:  # options that only mean something with --wait are an error without it, not ignored

@@ -19,7 +19,7 @@ from typing import Any, Iterator
 from urllib.parse import unquote, urlparse
 
 from mdl.errors import CasConflict, ConfigError, InvalidInput, MdlError, Unavailable
-from mdl.manifest import hostname, now_iso
+from mdl.host import hostname, now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
     MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,

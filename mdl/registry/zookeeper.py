@@ -75,7 +75,7 @@ from contextlib import contextmanager
 from mdl.errors import (
     CasConflict, ConfigError, InvalidInput, MdlError, PermissionDenied, Unavailable,
 )
-from mdl.manifest import now_iso
+from mdl.host import now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
     MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,

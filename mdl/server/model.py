@@ -21,8 +21,9 @@ from typing import Any, Callable
 
 import numpy as np
 
-from mdl.errors import InvalidInput, MdlError
-from mdl.manifest import MANIFEST_NAME, Manifest, now_iso
+from mdl.errors import InvalidInput, LoadFailed, MdlError
+from mdl.host import now_iso
+from mdl.manifest import MANIFEST_NAME, Manifest
 
 log = logging.getLogger("mdl.server")
 
@@ -31,10 +32,6 @@ SWAP_POLICIES = ("availability", "resource")
 # methods a request may ask for as outputs (v2 "outputs": [{"name": ...}]); "predict" is the default
 OUTPUT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
 _SUFFIXES = {".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib"}
-
-
-class LoadFailed(MdlError):
-    """A version could not be loaded (or warmed); the watcher reports it and keeps the old one."""
 
 
 @dataclass(eq=False)

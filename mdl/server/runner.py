@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from mdl.errors import Conflict, MdlError
-from mdl.manifest import now_iso
+from mdl.host import now_iso
 
 Emit = Callable[[dict[str, Any]], None]
 

@@ -16,7 +16,7 @@ from typing import BinaryIO, Callable
 from urllib.parse import unquote, urlparse
 
 from mdl import safefs
-from mdl.errors import ConfigError, InvalidInput, MdlError, NotFound, PermissionDenied, VersionExists
+from mdl.errors import ConfigError, Escape, InvalidInput, MdlError, NotFound, PermissionDenied, VersionExists
 from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, Manifest
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import (
@@ -81,8 +81,8 @@ class LocalStage(Stage):
         self.path = staging / staging_name(version)
         self.path.mkdir()
         if not safefs.real_path_under(self.path, self._root):  # swapped for a symlink meanwhile
-            raise safefs.Escape(f"{str(self.path)!r} is reached through a symlink: refusing to write there",
-                                hint=TREE_HINT)
+            raise Escape(f"{str(self.path)!r} is reached through a symlink: refusing to write there",
+                         hint=TREE_HINT)
 
     def upload(self, rel: str, local: Path, on_bytes: OnBytes | None = None) -> str:
         from mdl.hashing import BackgroundSha256
@@ -156,8 +156,8 @@ def _real_dirs(root: Path, *parts: str) -> Path:
         except FileExistsError:
             pass
         if not safefs.is_real_dir(path):
-            raise safefs.Escape(f"{str(path)!r} is a symlink or not a directory: refusing to write through it",
-                                hint=TREE_HINT)
+            raise Escape(f"{str(path)!r} is a symlink or not a directory: refusing to write through it",
+                         hint=TREE_HINT)
     return path
 
 
@@ -262,8 +262,8 @@ class LocalStorage(Storage):
             return safefs.open_beneath(self.root, path)
         except NotFound:
             raise NotFound(f"{path} does not exist in {self.url}") from None
-        except safefs.Escape as exc:
-            raise safefs.Escape(f"{exc.message} in {self.url}", hint=TREE_HINT) from None
+        except Escape as exc:
+            raise Escape(f"{exc.message} in {self.url}", hint=TREE_HINT) from None
         except PermissionDenied:
             raise PermissionDenied(f"cannot read {path} in {self.url}: permission denied") from None
 
@@ -331,5 +331,5 @@ class LocalStorage(Storage):
                 or not is_staging_name(path.name)):
             raise InvalidInput(f"{entry.path!r} is not an mdl staging path")  # never delete anything else
         if not safefs.remove_tree(path, self.root) and os.path.lexists(path):
-            raise safefs.Escape(f"{entry.path!r} is not a real directory under {str(self.root)!r}: "
-                                "refusing to remove it", hint=TREE_HINT)
+            raise Escape(f"{entry.path!r} is not a real directory under {str(self.root)!r}: "
+                         "refusing to remove it", hint=TREE_HINT)

@@ -69,6 +69,7 @@ from urllib.parse import quote, urlparse
 from mdl.errors import (
     Conflict,
     ConfigError,
+    DataNodeUnreachable,
     IntegrityError,
     InvalidInput,
     MdlError,
@@ -111,7 +112,8 @@ WEBHDFS_PREFIX = "/webhdfs/v1"
 DEFAULT_PORTS = {"webhdfs": 9870, "swebhdfs": 9871}
 DATANODE_HINT = ("the NameNode sends clients to DataNodes by the address they registered with: this host "
                  "must resolve and reach it (check dfs.datanode.hostname / dfs.datanode.http.address, "
-                 "DNS or /etc/hosts, firewalls); `WebHdfsStorage.check()` names every unreachable DataNode")
+                 "DNS or /etc/hosts, firewalls); `curl -sSI http://HOST:PORT/` (https:// for swebhdfs) with "
+                 "the DataNode address named above shows whether it resolves and answers from this host")
 NAMENODE_HINT = ("check storage.url and that the NameNode runs with WebHDFS enabled and its HTTP port is "
                  "reachable from this host (storage.timeout and storage.retries set the patience)")
 # RemoteExceptions that say the request was not (and will not be) carried out as asked.
@@ -125,14 +127,6 @@ _FINAL_EXCEPTIONS = frozenset({
 _VERBS = {"MKDIRS": "write", "CREATE": "write", "RENAME": "write", "DELETE": "delete", "OPEN": "read",
           "GETFILESTATUS": "read", "LISTSTATUS": "list", "LISTSTATUS_BATCH": "list",
           "GET_BLOCK_LOCATIONS": "read"}
-
-
-class DataNodeUnreachable(Unavailable):
-    """This client cannot reach a DataNode the NameNode sent it to (exit 6)."""
-
-    def __init__(self, message: str, address: str, hint: str | None = DATANODE_HINT) -> None:
-        super().__init__(message, hint)
-        self.address = address
 
 
 @dataclass(frozen=True)
@@ -592,7 +586,7 @@ class WebHdfsStorage(Storage):
     def _dn_failure(self, e: _DataNodeError, verb: str, path: str, what: str | None, attempts: int) -> MdlError:
         if e.unreachable:
             return DataNodeUnreachable(f"cannot reach HDFS DataNode {e.address} to {verb} {what or path}: "
-                                       f"{e.detail} ({attempts} attempt(s))", e.address)
+                                       f"{e.detail} ({attempts} attempt(s))", e.address, DATANODE_HINT)
         if e.remote is not None:
             status, exc_name, msg = e.remote
             err = self._error(status, exc_name, msg, "CREATE" if verb == "write" else "OPEN", path, what)
@@ -787,7 +781,7 @@ class WebHdfsStorage(Storage):
     def check(self) -> list[CheckResult]:
         """Connectivity check: NameNode, tree root, a tiny write + read + delete, every DataNode.
 
-        Never raises for what it finds; each step is a :class:`CheckResult` (``mdl doctor``).
+        Never raises for what it finds; each step is a :class:`CheckResult`.
         """
         results: list[CheckResult] = []
 

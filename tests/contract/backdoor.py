@@ -94,7 +94,7 @@ def add_history(reg: Any, name: str, entry: Any) -> None:
 def hostile_replicas(reg: Any, name: str, records: dict[str, Any]) -> Iterator[None]:
     """Live replica records of ``name`` (id -> raw data) while the block runs."""
     if _is_sqlite(reg):
-        from mdl.manifest import hostname
+        from mdl.host import hostname
         from mdl.registry.sqlite import _process_start
 
         pid = os.getpid()  # this process: the rows count as live

@@ -352,7 +352,7 @@ def test_clean_never_follows_a_symlinked_model_directory(local, outside, tmp_pat
 
 
 def test_remove_staging_never_removes_through_a_symlink(local, outside, tmp_path):
-    from mdl.safefs import Escape
+    from mdl.errors import Escape
     from mdl.storage import StagingEntry
 
     local.push("lr", model(tmp_path), version="v1")

@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 
 from mdl import __version__
-from mdl.errors import ExitCode, IntegrityError, InvalidInput, NotFound, PermissionDenied, Unavailable, VersionExists
+from mdl.errors import (DataNodeUnreachable, ExitCode, IntegrityError, InvalidInput, NotFound, PermissionDenied,
+                        Unavailable, VersionExists)
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 from mdl.storage import StagingEntry
 from mdl.storage.http import HttpError
-from mdl.storage.webhdfs import DataNodeUnreachable, WebHdfsStorage, _DataNodeError, _FileBody
+from mdl.storage.webhdfs import WebHdfsStorage, _DataNodeError, _FileBody
 
 pytestmark = pytest.mark.cluster
 

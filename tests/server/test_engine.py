@@ -13,8 +13,8 @@ import pytest
 
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of, hash_file
 from mdl.server.engine import TF, V2, Engine, Job, run_batch
-from mdl.server.model import LoadedModel, LoadFailed, ModelHolder, load_model, resolve_loader
-from mdl.errors import InvalidInput
+from mdl.server.model import LoadedModel, ModelHolder, load_model, resolve_loader
+from mdl.errors import InvalidInput, LoadFailed
 
 X = np.array([[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5], [6.3, 2.9, 5.6, 1.8]])
 
