@@ -78,12 +78,8 @@ def open_source(local: Path) -> BinaryIO:
     (NotFound), unreadable (InvalidInput), or no longer a regular file (never blocks on a FIFO)."""
     try:
         fd = os.open(local, os.O_RDONLY | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise vanished(local) from None
-    except PermissionError:
-        raise InvalidInput(f"file {str(local)!r} is not readable (permission denied)") from None
     except OSError as exc:
-        raise MdlError(f"cannot read {str(local)!r}: {exc.strerror or exc}") from None
+        raise source_error(exc, local) from None
     try:
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             raise InvalidInput(f"{str(local)!r} is no longer a regular file", hint="push regular files only")
@@ -92,6 +88,15 @@ def open_source(local: Path) -> BinaryIO:
     except BaseException:
         os.close(fd)
         raise
+
+
+def source_error(exc: OSError, local: Path) -> MdlError:
+    """What a failure to open or stat a file being pushed means to the user."""
+    if isinstance(exc, FileNotFoundError):
+        return vanished(local)
+    if isinstance(exc, PermissionError):
+        return InvalidInput(f"file {str(local)!r} is not readable (permission denied)")
+    return MdlError(f"cannot read {str(local)!r}: {exc.strerror or exc}")
 
 
 def vanished(local: Path) -> NotFound:

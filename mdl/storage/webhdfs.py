@@ -91,11 +91,11 @@ from mdl.storage.base import (
     invalid_name,
     is_staging_name,
     open_source,
+    source_error,
     skip_foreign,
     staging_name,
     stored_rel,
     too_large,
-    vanished,
 )
 
 try:  # urllib3 comes with the "distributed" extra
@@ -1004,12 +1004,8 @@ class WebHdfsStage(Stage):
         rel = _check_rel(rel)
         try:
             size = os.stat(local).st_size
-        except FileNotFoundError:
-            raise vanished(local) from None
-        except PermissionError:
-            raise InvalidInput(f"file {str(local)!r} is not readable (permission denied)") from None
         except OSError as exc:
-            raise MdlError(f"cannot read {str(local)!r}: {exc.strerror}") from None
+            raise source_error(exc, local) from None
         body = _FileBody(local, size, on_bytes)
         self._s._create(posixpath.join(self.path, rel), body if size else b"",
                         what=f"{self.name}/{self.version}/{rel} (staged)")
