@@ -19,6 +19,7 @@ from pathlib import Path
 
 from mdl.cli.main import main
 from mdl.storage import webhdfs
+from mdl.storage.webhdfs import upload as webhdfs_upload
 
 DIGESTS: dict[str, str] = json.loads(Path(os.environ["MDL_BENCH_DIGESTS"]).read_text())
 
@@ -39,7 +40,7 @@ def _prehashed_upload(self: webhdfs.WebHdfsStage, rel: str, local, on_bytes=None
     return DIGESTS[os.path.realpath(local)]
 
 
-webhdfs.hashlib = types.SimpleNamespace(sha256=_NoHash)  # type: ignore[assignment]  # this process only pushes
+webhdfs_upload.hashlib = types.SimpleNamespace(sha256=_NoHash)  # type: ignore[assignment]  # this process only pushes
 webhdfs.WebHdfsStage.upload = _prehashed_upload  # type: ignore[method-assign]
 
 if __name__ == "__main__":

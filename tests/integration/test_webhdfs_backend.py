@@ -25,11 +25,13 @@ from mdl.errors import (DataNodeUnreachable, ExitCode, IntegrityError, InvalidIn
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 from mdl.storage import StagingEntry
 from mdl.storage.http import HttpError
-from mdl.storage.webhdfs import WebHdfsStorage, _DataNodeError, _FileBody
+from mdl.storage.webhdfs import DataNodeError, FileBody, WebHdfsStorage
+
+from ..helpers import WEBHDFS_URL
 
 pytestmark = pytest.mark.cluster
 
-URL = "webhdfs://127.0.0.1:19870"
+URL = WEBHDFS_URL
 SUPERUSER = "root" if os.getuid() == 0 else None  # the OS user running the cluster is the superuser
 
 
@@ -39,7 +41,7 @@ def base(cluster) -> str:
     yield path
     admin = WebHdfsStorage(URL, root="/", user=SUPERUSER)
     try:
-        admin._delete(path)
+        admin.session.delete(path)
     finally:
         admin.close()
 
@@ -114,15 +116,15 @@ def test_publish_is_rename2_and_refuses_any_existing_destination(storage, tmp_pa
         stage.publish()
     # never nested into the existing version, never replaced it
     assert storage.read_bytes("m", "v1", "model.bin") == b"first"
-    assert [s["pathSuffix"] for s in storage._list(storage._path("m", "v1"))] == [MANIFEST_NAME, "model.bin"]
+    assert [s["pathSuffix"] for s in storage.session.listing(storage._path("m", "v1"))] == [MANIFEST_NAME, "model.bin"]
     stage.abort()
     # even an empty directory in the way is refused (rename2, not rename)
-    storage._mkdirs(storage._path("m", "v2"))
+    storage.session.mkdirs(storage._path("m", "v2"))
     stage, _ = staged_manifest(storage, tmp_path, "m", "v2", b"third")
     with pytest.raises(VersionExists):
         stage.publish()
     stage.abort()
-    assert storage._list(storage._path("m", "v2")) == []
+    assert storage.session.listing(storage._path("m", "v2")) == []
     assert storage.list_staging() == []
 
 
@@ -155,7 +157,7 @@ def test_concurrent_publishes_of_one_version_have_exactly_one_winner(base, tmp_p
 
 def _break_rename(storage: WebHdfsStorage, *, perform: bool) -> list[str]:
     """The next RENAME's answer is lost (ReadTimeout); ``perform``: after the NameNode did it."""
-    real = storage._web.request
+    real = storage.session.http.request
     calls: list[str] = []
 
     def request(method, url, params=None, **kw):
@@ -167,7 +169,7 @@ def _break_rename(storage: WebHdfsStorage, *, perform: bool) -> list[str]:
                 raise HttpError("no answer in time (simulated)")
         return real(method, url, params=params, **kw)
 
-    storage._web.request = request
+    storage.session.http.request = request
     return calls
 
 
@@ -221,18 +223,19 @@ def test_multi_block_file_roundtrip_with_parallel_ranged_download(storage, tmp_p
     big = os.urandom(1_300_001)
     files = {"big.bin": big, "empty": b"", "one": b"x", "dir/exact": os.urandom(4 * 256 * 1024)}
     m = push(storage, tmp_path, "m", "v1", files)
-    blocks = storage._json(storage._nn("GET", storage._path("m", "v1", "big.bin"), "GET_BLOCK_LOCATIONS",
-                                       offset=0, length=1 << 40), "", "")["LocatedBlocks"]["locatedBlocks"]
+    resp = storage.session.namenode("GET", storage._path("m", "v1", "big.bin"), "GET_BLOCK_LOCATIONS",
+                                    offset=0, length=1 << 40)
+    blocks = storage.session.json(resp, "", "")["LocatedBlocks"]["locatedBlocks"]
     assert len(blocks) == 5
 
     spans: list[tuple[str, int, int]] = []
-    real = storage._reader
+    real = storage.session.reader
 
     def spy(path, start, end, what=None):
         spans.append((path.rsplit("/", 1)[1], start, end))
         return real(path, start, end, what)
 
-    storage._reader = spy
+    storage.session.reader = spy
     seen = []
     dest = tmp_path / "out"
     for e in m.files:
@@ -243,7 +246,7 @@ def test_multi_block_file_roundtrip_with_parallel_ranged_download(storage, tmp_p
     big_spans = sorted((s, e) for f, s, e in spans if f == "big.bin")
     assert len(big_spans) == 4
     assert big_spans[0][0] == 0 and big_spans[-1][1] == len(big)
-    assert all(a[1] == b[0] for a, b in zip(big_spans, big_spans[1:]))  # contiguous, no overlap
+    assert all(a[1] == b[0] for a, b in zip(big_spans, big_spans[1:], strict=False))  # contiguous, no overlap
     assert all(s < len(big) for s, _ in big_spans)  # never an offset at or past the end
     assert len([1 for f, *_ in spans if f == "exact"]) == 4
     assert [(s, e) for f, s, e in spans if f == "empty"] == [(0, 0)]
@@ -266,7 +269,7 @@ def test_a_ranged_download_never_truncates_or_follows_its_destination(storage, t
 
 def test_a_file_that_vanishes_between_upload_attempts_is_not_found(tmp_path):
     p = write(tmp_path, "f.bin", b"abc")
-    body = _FileBody(p, 3, None)
+    body = FileBody(p, 3, None)
     assert b"".join(bytes(chunk) for chunk in body) == b"abc" and body.sha256 == hashlib.sha256(b"abc").hexdigest()
     p.unlink()  # before the next attempt sends the file again
     with pytest.raises(NotFound) as err:
@@ -289,7 +292,7 @@ class CuttingProxy:
     def route(self, storage: WebHdfsStorage) -> list[int]:
         """Send every ``OPEN`` of ``storage`` through the proxy; returns the offsets asked for, in order."""
         offsets: list[int] = []
-        real_nn, real_location = storage._nn, storage._location
+        real_nn, real_location = storage.session.namenode, storage.session.location
 
         def nn(method, path, op, **kw):
             if op == "OPEN":
@@ -306,7 +309,7 @@ class CuttingProxy:
             self.target = (host, int(port))
             return f"{scheme}://127.0.0.1:{self.port}/{tail}"
 
-        storage._nn, storage._location = nn, location
+        storage.session.namenode, storage.session.location = nn, location
         return offsets
 
     def close(self) -> None:
@@ -400,7 +403,8 @@ def test_uploads_send_a_content_length_and_hash_what_was_sent(storage, tmp_path,
     real_putrequest, real_putheader = http.client.HTTPConnection.putrequest, http.client.HTTPConnection.putheader
 
     def putrequest(self, method, url, *args, **kw):
-        self._seen = [url.split("?")[0].rsplit("/", 1)[1], None, None] if method == "PUT" and "namenoderpcaddress" in url else None
+        datanode_put = method == "PUT" and "namenoderpcaddress" in url
+        self._seen = [url.split("?")[0].rsplit("/", 1)[1], None, None] if datanode_put else None
         if self._seen is not None:
             sent.append(self._seen)
         return real_putrequest(self, method, url, *args, **kw)
@@ -423,7 +427,7 @@ def test_uploads_send_a_content_length_and_hash_what_was_sent(storage, tmp_path,
 
 def test_a_failed_upload_is_rewritten_whole_and_progress_counts_once(storage, tmp_path):
     data = os.urandom(2 * 1024 * 1024 + 5)
-    real = storage._dn
+    real = storage.session.datanodes.request
     puts = []
 
     def dn(method, url, **kw):
@@ -431,10 +435,10 @@ def test_a_failed_upload_is_rewritten_whole_and_progress_counts_once(storage, tm
         if method == "PUT":
             puts.append(url)
             if len(puts) == 1:  # the DataNode took the bytes but the answer was lost
-                raise _DataNodeError("127.0.0.1:0", "simulated 500", remote=(500, "IOException", "simulated"))
+                raise DataNodeError("127.0.0.1:0", "simulated 500", remote=(500, "IOException", "simulated"))
         return resp
 
-    storage._dn = dn
+    storage.session.datanodes.request = dn
     stage = storage.stage("m", "v1")
     seen = []
     sha = stage.upload("f.bin", write(tmp_path, "f.bin", data), seen.append)
@@ -482,11 +486,11 @@ def test_unresolvable_namenode_is_unavailable(base):
 
 def test_ha_skips_a_dead_namenode_and_remembers_the_active_one(base):
     s = make(base, url="webhdfs://127.0.0.1:1,127.0.0.1:19870")
-    real = s._web.request
+    real = s.session.http.request
     hosts = []
-    s._web.request = lambda method, url, **kw: hosts.append(url.split("/")[2]) or real(method, url, **kw)
+    s.session.http.request = lambda method, url, **kw: hosts.append(url.split("/")[2]) or real(method, url, **kw)
     assert s.list_models() == []
-    s._mkdirs(s.root)
+    s.session.mkdirs(s.root)
     assert s.list_models() == []
     assert hosts == ["127.0.0.1:1", "127.0.0.1:19870", "127.0.0.1:19870", "127.0.0.1:19870"]
 
@@ -501,7 +505,7 @@ def test_permission_denied_names_the_path_and_the_user(base, storage, tmp_path):
     assert err.value.hint
     # reading a 755 tree is allowed; a 700 directory is not
     assert alice.read_bytes("m", "v1", "model.bin") == b"root's"
-    storage._nn("PUT", storage._path("m"), "SETPERMISSION", permission="700")
+    storage.session.namenode("PUT", storage._path("m"), "SETPERMISSION", permission="700")
     with pytest.raises(PermissionDenied) as err:
         alice.list_versions("m")
     assert "'alice'" in err.value.message and f"{base}/models/m" in err.value.message
@@ -514,8 +518,8 @@ def test_listing_reading_and_not_found(storage, tmp_path):
     m = push(storage, tmp_path, "m", "v1", {"a.bin": b"a" * 10, "sub/b.txt": b"bee"})
     push(storage, tmp_path, "m", "v2", {"a.bin": b"c"})
     push(storage, tmp_path, "other", "1", {"a.bin": b"d"})
-    storage._mkdirs(storage._path(".hidden"))
-    storage._mkdirs(storage._path("m", ".hidden-version"))
+    storage.session.mkdirs(storage._path(".hidden"))
+    storage.session.mkdirs(storage._path("m", ".hidden-version"))
     assert storage.list_models() == ["m", "other"]
     assert storage.list_versions("m") == ["v1", "v2"]
     assert storage.read_bytes("m", "v1", "sub/b.txt") == b"bee"
@@ -536,7 +540,7 @@ def test_many_versions_are_listed_across_pages(storage):
     # the NameNode's LISTSTATUS_BATCH page is 1000 entries (dfs.ls.limit)
     names = [f"v{i:04d}" for i in range(1005)]
     with ThreadPoolExecutor(16) as pool:
-        list(pool.map(lambda v: storage._mkdirs(storage._path("m", v)), names))
+        list(pool.map(lambda v: storage.session.mkdirs(storage._path("m", v)), names))
     assert storage.list_versions("m") == names
 
 
@@ -567,14 +571,14 @@ def test_staging_is_listed_with_age_and_only_staging_paths_are_removed(storage, 
 
 def _redirect_datanodes_to(storage: WebHdfsStorage, hostport: str) -> None:
     """Make every DataNode Location point at ``hostport`` (a DataNode address this host cannot reach)."""
-    real = storage._location
+    real = storage.session.location
 
     def location(resp, op, path):
         loc = real(resp, op, path)
         scheme, _, rest = loc.partition("://")
         return f"{scheme}://{hostport}/{rest.split('/', 1)[1]}"
 
-    storage._location = location
+    storage.session.location = location
 
 
 @pytest.mark.parametrize("hostport,why", [("127.0.0.1:1", "connection refused"),
@@ -602,7 +606,7 @@ def test_check_passes_and_cleans_up(storage):
     assert [r.name for r in results] == ["namenode", "root", "write", "read", "datanodes", "delete"]
     assert all(r.ok for r in results), results
     assert "3 DataNode" in results[4].detail
-    assert storage._list(storage._path(".mdl-staging")) == []
+    assert storage.session.listing(storage._path(".mdl-staging")) == []
     assert storage.list_models() == []
 
 
@@ -614,16 +618,16 @@ def test_push_and_pull_survive_a_stopped_datanode(storage, tmp_path):
     files = {f"f{i}.bin": os.urandom(300_000 + i) for i in range(6)}
     v1 = push(storage, tmp_path, "m", "v1", files)  # 3 replicas, one on the DataNode about to stop
     failures: list[str] = []
-    real = storage._dn
+    real = storage.session.datanodes.request
 
     def dn(method, url, **kw):
         try:
             return real(method, url, **kw)
-        except _DataNodeError as e:
+        except DataNodeError as e:
             failures.append(f"{method} {e}")
             raise
 
-    storage._dn = dn
+    storage.session.datanodes.request = dn
     port = devcluster.status()["hdfs"]["datanodes"][0]["http_port"]
     devcluster.stop_datanode(0)  # not marked dead: the NameNode still sends clients there
     try:
@@ -639,9 +643,9 @@ def test_push_and_pull_survive_a_stopped_datanode(storage, tmp_path):
 def test_excluding_every_replica_falls_back_to_the_namenodes_choice(storage, tmp_path):
     push(storage, tmp_path, "m", "v1", {"a.bin": b"abc" * 1000})
     path = storage._path("m", "v1", "a.bin")
-    storage._learn_datanodes(path)
-    everyone = sorted(set(storage._dn_map.values()))
+    storage.session.datanodes.learn(path)
+    everyone = sorted(set(storage.session.datanodes.known().values()))
     assert len(everyone) == 3
-    with storage._reader(path, 0, 3000) as r:
-        r._exclude = list(everyone)
+    with storage.session.reader(path, 0, 3000) as r:
+        r.exclude = list(everyone)
         assert r.read() == b"abc" * 1000

@@ -9,14 +9,14 @@ import os
 import pytest
 
 from mdl.errors import MdlError, NotFound
-from mdl.storage.webhdfs import _FileBody, _write
+from mdl.storage.webhdfs import FileBody, write_pieces
 
 
 def test_a_file_body_has_a_length_and_gives_the_file_from_one_reused_buffer(tmp_path):
     data = os.urandom(3 * 1024 * 1024 + 5)
     (tmp_path / "f").write_bytes(data)
     reported: list[int] = []
-    body = _FileBody(tmp_path / "f", len(data), reported.append)
+    body = FileBody(tmp_path / "f", len(data), reported.append)
     assert len(body) == len(data)  # requests sends Content-Length, not chunks
     chunks, buffers = [], set()
     for view in body:
@@ -33,7 +33,7 @@ def test_a_file_body_sent_again_hashes_again_and_reports_each_byte_once(tmp_path
     data = os.urandom(2 * 1024 * 1024 + 1)
     (tmp_path / "f").write_bytes(data)
     reported: list[int] = []
-    body = _FileBody(tmp_path / "f", len(data), reported.append)
+    body = FileBody(tmp_path / "f", len(data), reported.append)
     next(iter(body))  # an attempt that broke off after one chunk...
     assert body.sha256 == ""
     assert b"".join(bytes(v) for v in body) == data  # ...and the next one, from the start
@@ -43,7 +43,7 @@ def test_a_file_body_sent_again_hashes_again_and_reports_each_byte_once(tmp_path
 
 def test_an_abandoned_attempt_is_closed(tmp_path):
     (tmp_path / "f").write_bytes(b"x" * 3 * 1024 * 1024)
-    body = _FileBody(tmp_path / "f", 3 * 1024 * 1024, None)
+    body = FileBody(tmp_path / "f", 3 * 1024 * 1024, None)
     it = iter(body)
     next(it)
     body.close()
@@ -53,17 +53,17 @@ def test_an_abandoned_attempt_is_closed(tmp_path):
 
 def test_a_file_body_sends_its_length_only_and_fails_if_the_file_shrank(tmp_path):
     (tmp_path / "f").write_bytes(b"abcdef")
-    body = _FileBody(tmp_path / "f", 4, None)  # the file grew after its size was taken
+    body = FileBody(tmp_path / "f", 4, None)  # the file grew after its size was taken
     assert b"".join(bytes(v) for v in body) == b"abcd" and body.sha256 == hashlib.sha256(b"abcd").hexdigest()
     with pytest.raises(MdlError, match="shrank while it was being pushed"):
-        list(_FileBody(tmp_path / "f", 10, None))
+        list(FileBody(tmp_path / "f", 10, None))
     with pytest.raises(NotFound, match="vanished while it was being pushed"):  # local, not retried as the network's
-        list(_FileBody(tmp_path / "missing", 10, None))
+        list(FileBody(tmp_path / "missing", 10, None))
 
 
 def test_a_small_file_body_needs_no_1_mib_buffer(tmp_path):
     (tmp_path / "f").write_bytes(b"tiny")
-    (view,) = list(_FileBody(tmp_path / "f", 4, None))
+    (view,) = list(FileBody(tmp_path / "f", 4, None))
     assert bytes(view) == b"tiny" and len(view.obj) == 4
 
 
@@ -77,7 +77,7 @@ def test_downloads_write_the_local_file_in_small_pieces(tmp_path):
             return len(b)
 
     with open(tmp_path / "f", "wb") as f:
-        _write(f, memoryview(data))
-    _write(Out(), memoryview(data))
+        write_pieces(f, memoryview(data))
+    write_pieces(Out(), memoryview(data))
     assert (tmp_path / "f").read_bytes() == data
     assert writes == [65536, 65536, 65536, 3393]

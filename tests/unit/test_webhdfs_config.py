@@ -17,7 +17,7 @@ import urllib3
 from mdl.config import load
 from mdl.errors import ConfigError, ExitCode, MdlError, NotFound, PermissionDenied, Unavailable
 from mdl.storage import open_storage
-from mdl.storage.webhdfs import WebHdfsStorage, _parse_url, _remote
+from mdl.storage.webhdfs import WebHdfsStorage, parse_url, remote_error
 
 
 @pytest.mark.parametrize("url,bases", [
@@ -28,14 +28,14 @@ from mdl.storage.webhdfs import WebHdfsStorage, _parse_url, _remote
     ("webhdfs://[::1]:9870", ["http://[::1]:9870"]),
 ])
 def test_urls_name_one_or_more_namenodes(url, bases):
-    assert _parse_url(url)[1] == bases
+    assert parse_url(url)[1] == bases
 
 
 @pytest.mark.parametrize("url", ["webhdfs://", "webhdfs://nn1:9870/models", "hdfs://nn1:8020", "webhdfs://u@nn1",
                                  "webhdfs://nn1:port"])
 def test_bad_urls_are_config_errors(url):
     with pytest.raises(ConfigError) as err:
-        _parse_url(url)
+        parse_url(url)
     assert err.value.exit_code == ExitCode.CONFIG
 
 
@@ -49,9 +49,9 @@ def test_from_config_reads_every_storage_key(tmp_path):
     assert isinstance(s, WebHdfsStorage)
     assert (s.url, s.namenodes, s.root, s.user, s.timeout, s.retries) == (
         "swebhdfs://nn1:9871,nn2:9871", ["https://nn1:9871", "https://nn2:9871"], "/data/models", "svc", 7.5, 5)
-    assert s._web.ca_bundle == str(ca)
-    assert s._web.params == {"user.name": "svc"}
-    assert s._web._pool_kw["maxsize"] >= 32  # room for parallel transfers
+    assert s.session.http.ca_bundle == str(ca)
+    assert s.session.http.params == {"user.name": "svc"}
+    assert s.session.http._pool_kw["maxsize"] >= 32  # room for parallel transfers
     s.close()
 
 
@@ -86,20 +86,21 @@ def _Resp(status, body):
 def test_remote_exceptions_become_one_line():
     body = json.dumps({"RemoteException": {"exception": "IOException", "javaClassName": "java.io.IOException",
                                            "message": "first line\n\tat org.apache.Foo(Foo.java:1)\n"}})
-    assert _remote(_Resp(403, body)) == ("IOException", "first line")
-    assert _remote(_Resp(502, "<html>\n<b>Bad gateway</b>\n</html>")) == (None, "HTTP 502 X <html> <b>Bad gateway</b> </html>")
+    assert remote_error(_Resp(403, body)) == ("IOException", "first line")
+    assert remote_error(_Resp(502, "<html>\n<b>Bad gateway</b>\n</html>")) == (
+        None, "HTTP 502 X <html> <b>Bad gateway</b> </html>")
 
 
 def test_error_mapping():
     s = WebHdfsStorage("webhdfs://nn1:9870", user="alice")
-    e = s._error(403, "AccessControlException", "Permission denied: user=alice, access=WRITE, inode=\"/m\"",
+    e = s.session.error(403, "AccessControlException", "Permission denied: user=alice, access=WRITE, inode=\"/m\"",
                  "MKDIRS", "/m/x", None)
     assert isinstance(e, PermissionDenied) and "'alice'" in e.message and "/m/x" in e.message
-    assert isinstance(s._error(404, "FileNotFoundException", "File does not exist", "OPEN", "/m/x", "m/v/x"),
+    assert isinstance(s.session.error(404, "FileNotFoundException", "File does not exist", "OPEN", "/m/x", "m/v/x"),
                       NotFound)
-    e = s._error(500, "IOException", "boom", "DELETE", "/m/x", None)
+    e = s.session.error(500, "IOException", "boom", "DELETE", "/m/x", None)
     assert type(e) is MdlError and e.message == "HDFS DELETE /m/x failed: IOException: boom"
-    assert isinstance(s._error(401, None, "", "OPEN", "/m", None), PermissionDenied)
+    assert isinstance(s.session.error(401, None, "", "OPEN", "/m", None), PermissionDenied)
 
 
 # -- fake NameNodes: failover ------------------------------------------------------------------
@@ -126,7 +127,8 @@ def _fake_namenode(answer):
             pass
 
     srv = ThreadingHTTPServer(("127.0.0.1", 0), H)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    # poll for shutdown every 10 ms: serve_forever's default 0.5 s would hold each teardown that long
+    threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True).start()
     return srv, calls
 
 
@@ -200,9 +202,9 @@ def test_a_rename_is_not_retried_after_a_server_error(servers):
     s = WebHdfsStorage(f"webhdfs://127.0.0.1:{port}", user="u", timeout=5, retries=3)
     s.backoff_base = 0.01
     with pytest.raises(MdlError) as err:
-        s._nn("PUT", "/a", "RENAME", idempotent=False, destination="/b", renameoptions="NONE")
+        s.session.namenode("PUT", "/a", "RENAME", idempotent=False, destination="/b", renameoptions="NONE")
     assert len(calls) == 1 and "disk trouble" in err.value.message
     calls.clear()
     with pytest.raises(MdlError):
-        s._nn("GET", "/a", "GETFILESTATUS")  # idempotent: retried
+        s.session.namenode("GET", "/a", "GETFILESTATUS")  # idempotent: retried
     assert len(calls) == 4

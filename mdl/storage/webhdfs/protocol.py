@@ -1,0 +1,119 @@
+"""What WebHDFS speaks (internal to the package): ``storage.url`` parsing, the error answer
+(``RemoteException``) in one line, and the constants and hints the pieces share."""
+
+from __future__ import annotations
+
+import getpass
+import os
+from typing import Any
+from urllib.parse import urlparse
+
+from mdl.errors import ConfigError
+from mdl.storage.http import Response, text
+
+WEBHDFS_PREFIX = "/webhdfs/v1"
+DEFAULT_PORTS = {"webhdfs": 9870, "swebhdfs": 9871}
+DATANODE_HINT = (
+    "the NameNode sends clients to DataNodes by the address they registered with: this host "
+    "must resolve and reach it (check dfs.datanode.hostname / dfs.datanode.http.address, "
+    "DNS or /etc/hosts, firewalls); `curl -sSI http://HOST:PORT/` (https:// for swebhdfs) with "
+    "the DataNode address named above shows whether it resolves and answers from this host"
+)
+NAMENODE_HINT = (
+    "check storage.url and that the NameNode runs with WebHDFS enabled and its HTTP port is "
+    "reachable from this host (storage.timeout and storage.retries set the patience)"
+)
+#: RemoteExceptions that say the request was not (and will not be) carried out as asked.
+FINAL_EXCEPTIONS = frozenset(
+    {
+        "AccessControlException",
+        "SecurityException",
+        "AuthorizationException",
+        "FileNotFoundException",
+        "FileAlreadyExistsException",
+        "ParentNotDirectoryException",
+        "NSQuotaExceededException",
+        "DSQuotaExceededException",
+        "QuotaExceededException",
+        "InvalidPathException",
+        "IllegalArgumentException",
+        "UnsupportedOperationException",
+        "PathIsNotEmptyDirectoryException",
+        "UnresolvedPathException",
+        "SnapshotAccessControlException",
+    }
+)
+#: what an operation does to a path, for "may not <verb> <path>"
+VERBS = {
+    "MKDIRS": "write",
+    "CREATE": "write",
+    "RENAME": "write",
+    "DELETE": "delete",
+    "OPEN": "read",
+    "GETFILESTATUS": "read",
+    "LISTSTATUS": "list",
+    "LISTSTATUS_BATCH": "list",
+    "GET_BLOCK_LOCATIONS": "read",
+}
+
+
+def one_line(text: Any, limit: int = 400) -> str:
+    s = " ".join(str(text).split())
+    return s if len(s) <= limit else s[: limit - 1] + "…"
+
+
+def remote_error(resp: Response) -> tuple[str | None, str]:
+    """(java exception simple name, one-line message) of a WebHDFS error answer."""
+    try:
+        doc = resp.json()["RemoteException"]
+        msg = str(doc.get("message") or "").strip().splitlines()
+        return doc.get("exception") or None, one_line(msg[0] if msg else "")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None, one_line(f"HTTP {resp.status} {resp.reason or ''} {text(resp)}".strip())
+
+
+def hostport(url: str) -> str:
+    """``host:port`` of a URL (a DataNode ``Location``), the port defaulted by the scheme."""
+    p = urlparse(url)
+    return f"{p.hostname}:{p.port or (443 if p.scheme == 'https' else 80)}"
+
+
+def parse_url(url: str) -> tuple[str, list[str]]:
+    """``webhdfs://h1:9870,h2:9870`` -> ("http", ["http://h1:9870", "http://h2:9870"])."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in DEFAULT_PORTS:
+        raise ConfigError(f"storage.url {url!r} is not a webhdfs:// or swebhdfs:// URL")
+    hosts, slash, path = rest.partition("/")
+    if path.strip("/"):
+        raise ConfigError(
+            f"storage.url {url!r} has a path; the tree's location is storage.root",
+            hint="use webhdfs://host:port and set storage.root (default /models)",
+        )
+    if "@" in hosts or "?" in hosts or "#" in hosts:
+        raise ConfigError(f"storage.url {url!r}: give only host:port pairs (the user is storage.user)")
+    http = "https" if scheme == "swebhdfs" else "http"
+    bases = []
+    for part in hosts.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        probe = urlparse(f"{http}://{part}")
+        try:
+            port = probe.port or DEFAULT_PORTS[scheme]
+        except ValueError:
+            raise ConfigError(f"storage.url {url!r}: bad port in {part!r}") from None
+        if not probe.hostname:
+            raise ConfigError(f"storage.url {url!r}: no host name in {part!r}")
+        host = f"[{probe.hostname}]" if ":" in probe.hostname else probe.hostname
+        bases.append(f"{http}://{host}:{port}")
+    if not bases:
+        raise ConfigError(f"storage.url {url!r} names no NameNode", hint="use webhdfs://host:port[,host2:port]")
+    return http, bases
+
+
+def os_user() -> str:
+    """The HDFS user of simple auth when storage.user is not set: the OS user, as Hadoop takes it."""
+    try:
+        return getpass.getuser()
+    except Exception:  # no passwd entry (containers): fall back like Hadoop does
+        return os.environ.get("USER") or os.environ.get("LOGNAME") or str(os.getuid())

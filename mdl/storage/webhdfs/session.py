@@ -1,0 +1,327 @@
+"""The one request path to the NameNodes, and what every piece of the backend shares (internal to the package).
+
+A :class:`WebHdfsSession` holds the settings, the HTTP connection pools and the DataNodes' side
+(:class:`~mdl.storage.webhdfs.datanodes.DataNodes`); :meth:`WebHdfsSession.namenode` is the only
+way a request reaches a NameNode: HA failover across ``namenodes``, retries with backoff when that is
+safe, and every WebHDFS error answer turned into an :class:`mdl.errors.MdlError`.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+from mdl.errors import ConfigError, Conflict, MdlError, NotFound, PermissionDenied, Unavailable
+from mdl.retry import Backoff
+from mdl.storage.http import Http, HttpError, Response, spnego, text
+from mdl.storage.webhdfs.datanodes import DataNodes
+from mdl.storage.webhdfs.download import WebHdfsReader
+from mdl.storage.webhdfs.protocol import (
+    FINAL_EXCEPTIONS,
+    NAMENODE_HINT,
+    VERBS,
+    WEBHDFS_PREFIX,
+    one_line,
+    os_user,
+    remote_error,
+)
+
+
+class LostAnswer(Exception):
+    """A non-idempotent request was sent to the NameNode ``base`` but its answer was lost."""
+
+    def __init__(self, base: str, detail: str) -> None:
+        super().__init__(detail)
+        self.base, self.detail = base, detail
+
+
+class WebHdfsSession:
+    """Settings, connection pools and NameNode requests of one :class:`WebHdfsStorage`.
+
+    Internal to the package: the reader, the upload, the stage and ``check`` go through it. The
+    settings are plain attributes, read at each request (the storage's are these very attributes).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        namenodes: list[str],
+        *,
+        user: str | None = None,
+        auth: str = "simple",
+        ca_bundle: str | None = None,
+        timeout: float = 30.0,
+        retries: int = 3,
+        pool_size: int = 64,
+    ) -> None:
+        self.url = url
+        self.namenodes = namenodes
+        self.auth = auth
+        self.user = user or None  # Kerberos: None (the principal) unless storage.user is acted for (doas)
+        self.timeout = float(timeout)
+        self.retries = max(0, int(retries))
+        #: HDFS block size / replication of files written (None: the cluster's dfs.blocksize / dfs.replication)
+        self.blocksize: int | None = None
+        self.replication: int | None = None
+        #: the pauses between retries: equal jitter from ``backoff_base`` doubling up to ``backoff_max``
+        self.backoff_base = 0.25
+        self.backoff_max = 4.0
+        self._active = 0
+        self._lock = threading.Lock()
+        self._batch_listing = True
+
+        bundle = None
+        if namenodes[0].startswith("https:") and ca_bundle:
+            if not Path(ca_bundle).expanduser().is_file():
+                raise ConfigError(f"storage.ca_bundle {ca_bundle!r} is not a readable file")
+            bundle = str(Path(ca_bundle).expanduser())
+        authenticator = None
+        params: dict[str, str] = {}
+        if auth == "kerberos":
+            try:
+                authenticator = spnego()
+            except ImportError:
+                raise ConfigError(
+                    "storage.auth=kerberos needs the Kerberos extra",
+                    hint="pip install 'mdl[kerberos]' (requests-kerberos and a GSSAPI library)",
+                ) from None
+            if user:  # act for storage.user (needs hadoop.proxyuser.<principal>.* on the cluster)
+                params["doas"] = user
+        else:
+            self.user = user or os_user()
+            params["user.name"] = self.user  # simple auth is this one query parameter
+        # Every request goes through this, with our own redirects, timeouts, retries and errors.
+        # HttpFS wants the content type on writes; bodies are read straight from the socket (identity).
+        self.http = Http(
+            params=params,
+            ca_bundle=bundle,
+            pool_size=pool_size,
+            auth=authenticator,
+            headers={"Content-Type": "application/octet-stream", "Accept-Encoding": "identity"},
+        )
+        self.datanodes = DataNodes(self)
+
+    def close(self) -> None:
+        self.http.close()
+
+    @property
+    def who(self) -> str:
+        return self.user or "(Kerberos principal)"
+
+    @property
+    def backoff(self) -> Backoff:
+        """The pause before retry ``n`` of any step (the current ``backoff_base`` / ``backoff_max``)."""
+        return Backoff(base=self.backoff_base, cap=self.backoff_max)
+
+    # -- the NameNode request path ----------------------------------------------------------------
+
+    def _order(self) -> list[str]:
+        with self._lock:
+            a = self._active
+        return self.namenodes[a:] + self.namenodes[:a]
+
+    def _set_active(self, base: str) -> None:
+        with self._lock:
+            self._active = self.namenodes.index(base)
+
+    @property
+    def active_namenode(self) -> str:
+        """The NameNode tried first: the one that answered last."""
+        return self._order()[0]
+
+    def namenode(
+        self, method: str, path: str, op: str, *, what: str | None = None, idempotent: bool = True, **params: Any
+    ) -> Response:
+        """One NameNode operation: HA failover, and retries with backoff when that is safe.
+
+        ``what`` names ``path`` in errors; a request that is not ``idempotent`` is never sent twice
+        (:class:`LostAnswer` if it went out and its answer did not come back)."""
+        query = {"op": op, **{k: v for k, v in params.items() if v is not None}}
+        start = time.monotonic()
+        deadline = start + self.timeout
+        attempt = 0
+        failures: list[str] = []
+        busy: str | None = None
+        while True:
+            standbys = 0
+            for base in self._order():
+                url = base + WEBHDFS_PREFIX + quote(path, safe="/")
+                connect = max(0.5, min(self.timeout, deadline - time.monotonic()))
+                try:
+                    resp = self.http.request(
+                        method, url, params=query, timeout=(connect, self.timeout), authenticate=True
+                    )
+                except HttpError as exc:
+                    if exc.tls:
+                        raise Unavailable(
+                            f"TLS with the HDFS NameNode {base} failed: {exc.detail}",
+                            hint="set storage.ca_bundle to the CA that signed the NameNode's certificate",
+                        ) from None
+                    if not idempotent and not exc.unsent:
+                        raise LostAnswer(base, exc.detail) from None
+                    failures.append(f"{base}: {exc.detail}")
+                    continue
+                if resp.status < 300 or (resp.status == 307 and "Location" in resp.headers):
+                    self._set_active(base)
+                    return resp
+                exc_name, msg = remote_error(resp)
+                if exc_name == "StandbyException":
+                    failures.append(f"{base}: standby NameNode")
+                    standbys += 1
+                    continue
+                self._set_active(base)  # any other answer comes from the active NameNode
+                if (
+                    exc_name in ("RetriableException", "SafeModeException")
+                    or resp.status == 503
+                    or (idempotent and resp.status >= 500 and exc_name not in FINAL_EXCEPTIONS)
+                ):
+                    busy = f"{base}: {exc_name + ': ' if exc_name else ''}{msg}"
+                    failures.append(busy)
+                    break  # the active NameNode answered: retry it after a pause
+                raise self.error(resp.status, exc_name, msg, op, path, what)
+            attempt += 1
+            if attempt <= self.retries and self.backoff.sleep(attempt, deadline):
+                continue  # then every NameNode again, the active one first
+            elapsed = time.monotonic() - start
+            last = failures[-1] if failures else "no answer"
+            latest = {f.split(": ", 1)[0]: f for f in failures}  # each NameNode's last failure
+            summary = "; ".join(latest[b] for b in self.namenodes if b in latest) or last
+            if standbys == len(self.namenodes):
+                raise Unavailable(
+                    f"no active HDFS NameNode at {self.url}: every one answered as standby "
+                    f"({attempt} attempt(s) in {elapsed:.1f}s)",
+                    hint="an HA failover may be in progress: try again shortly",
+                )
+            if busy is not None and last == busy:
+                raise Unavailable(
+                    f"HDFS at {self.url} is not ready for {op} {path} ({last}); gave up after "
+                    f"{attempt} attempt(s) in {elapsed:.1f}s",
+                    hint="the NameNode may be starting or in safe mode: try again shortly",
+                )
+            raise Unavailable(
+                f"cannot reach the HDFS NameNode at {self.url} ({summary}); gave up after "
+                f"{attempt} attempt(s) in {elapsed:.1f}s",
+                hint=NAMENODE_HINT,
+            )
+
+    def error(self, status: int, exc_name: str | None, msg: str, op: str, path: str, what: str | None) -> MdlError:
+        """An MdlError for a WebHDFS error answer (one line; the Java class name kept on the error)."""
+        if status == 401:
+            err: MdlError = PermissionDenied(
+                f"HDFS at {self.url} rejected the credentials of {self.who} (HTTP 401)",
+                hint="run kinit, or check storage.auth"
+                if self.auth == "kerberos"
+                else "the cluster may need storage.auth=kerberos",
+            )
+        elif exc_name in (
+            "AccessControlException",
+            "SecurityException",
+            "AuthorizationException",
+            "SnapshotAccessControlException",
+        ):
+            verb = VERBS.get(op, "access")
+            err = PermissionDenied(
+                f"permission denied: HDFS user {self.who!r} may not {verb} {path} ({msg})",
+                hint="ask the owner of the tree for access (hdfs dfs -chmod/-chown/-setfacl), "
+                "or run as another user (storage.user, MDL_STORAGE_USER)",
+            )
+        elif exc_name == "FileNotFoundException" or status == 404:
+            err = NotFound(f"{what or path} does not exist in {self.url}")
+        elif exc_name == "FileAlreadyExistsException":
+            err = Conflict(f"{what or path} already exists in {self.url}")
+        elif exc_name in ("NSQuotaExceededException", "DSQuotaExceededException", "QuotaExceededException"):
+            err = MdlError(f"HDFS quota exceeded writing {path}: {msg}", hint="free space or ask for a larger quota")
+        else:
+            label = f"{exc_name}: " if exc_name else ""
+            err = MdlError(f"HDFS {op} {path} failed: {label}{msg}")
+        err.remote_exception = exc_name  # type: ignore[attr-defined]
+        return err
+
+    def json(self, resp: Response, op: str, path: str) -> Any:
+        """The JSON document of a NameNode answer (MdlError if it is not one)."""
+        try:
+            return resp.json()
+        except ValueError:
+            raise MdlError(
+                f"unexpected answer to {op} {path} from {str(resp.url or '?').split('?')[0]}: "
+                f"{one_line(text(resp), 120)!r}"
+            ) from None
+
+    def location(self, resp: Response, op: str, path: str) -> str:
+        """The DataNode URL a ``CREATE``/``OPEN`` answer (asked with ``noredirect=true``) sends the data to."""
+        if resp.status == 307:  # a NameNode that ignores noredirect
+            return resp.headers["Location"]
+        loc = self.json(resp, op, path).get("Location")
+        if not loc:
+            raise MdlError(f"the NameNode did not name a DataNode for {op} {path}")
+        return loc
+
+    # -- NameNode operations ----------------------------------------------------------------------
+
+    def status(self, path: str, what: str | None = None) -> dict[str, Any]:
+        return self.json(self.namenode("GET", path, "GETFILESTATUS", what=what), "GETFILESTATUS", path)["FileStatus"]
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.status(path)
+            return True
+        except NotFound:
+            return False
+
+    def file_length(self, path: str, what: str) -> int:
+        """The length of the file ``path`` (NotFound if it is missing or a directory)."""
+        st = self.status(path, what)
+        if st.get("type") != "FILE":
+            raise NotFound(f"{what} does not exist in {self.url} (it is a directory)")
+        return int(st["length"])
+
+    def listing(self, path: str) -> list[dict[str, Any]] | None:
+        """The FileStatus entries of a directory (paged), or None if it does not exist."""
+        out: list[dict[str, Any]] = []
+        after: str | None = None
+        while True:
+            try:
+                if self._batch_listing:
+                    try:
+                        # lower case: the NameNode (3.5.0) ignores the documented camel-case startAfter
+                        resp = self.namenode("GET", path, "LISTSTATUS_BATCH", startafter=after)
+                    except MdlError as exc:
+                        if getattr(exc, "remote_exception", None) not in (
+                            "IllegalArgumentException",
+                            "UnsupportedOperationException",
+                        ):
+                            raise
+                        self._batch_listing = False  # an old NameNode or HttpFS: one big LISTSTATUS
+                        continue
+                    doc = self.json(resp, "LISTSTATUS_BATCH", path)["DirectoryListing"]
+                    batch = doc["partialListing"]["FileStatuses"]["FileStatus"]
+                    if after is not None and batch and batch[0]["pathSuffix"] <= after:
+                        self._batch_listing = False  # the server did not page: never loop, list at once
+                        continue
+                    out.extend(batch)
+                    if not doc.get("remainingEntries") or not batch:
+                        return out
+                    after = batch[-1]["pathSuffix"]
+                else:
+                    out.clear()
+                    resp = self.namenode("GET", path, "LISTSTATUS")
+                    return self.json(resp, "LISTSTATUS", path)["FileStatuses"]["FileStatus"]
+            except NotFound:
+                return None
+
+    def delete(self, path: str) -> bool:
+        """``DELETE`` ``path`` recursively; whether something was deleted."""
+        resp = self.namenode("DELETE", path, "DELETE", recursive="true")
+        return bool(self.json(resp, "DELETE", path).get("boolean"))
+
+    def mkdirs(self, path: str) -> None:
+        resp = self.namenode("PUT", path, "MKDIRS")
+        if not self.json(resp, "MKDIRS", path).get("boolean"):
+            raise MdlError(f"HDFS could not create directory {path}")
+
+    def reader(self, path: str, start: int, end: int, what: str | None = None) -> WebHdfsReader:
+        """A reader of bytes ``[start, end)`` of the file ``path``: every read of the backend starts here."""
+        return WebHdfsReader(self, path, start, end, what)
