@@ -49,7 +49,7 @@ def write_pointer(reg: Any, name: str, raw: Any) -> None:
         return
     data = raw.encode() if isinstance(raw, str) else raw
     with zk_session(reg) as zk:
-        path = reg._pointer(name)
+        path = reg.paths.pointer(name)
         if zk.exists(path):
             zk.set(path, data)
         else:
@@ -63,7 +63,7 @@ def read_pointer(reg: Any, name: str) -> Any:
             row = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
         return row
     with zk_session(reg) as zk:
-        path = reg._pointer(name)
+        path = reg.paths.pointer(name)
         if not zk.exists(path):
             return None
         data, stat = zk.get(path)
@@ -87,7 +87,7 @@ def add_history(reg: Any, name: str, entry: Any) -> None:
         return
     data = json.dumps(entry).encode() if isinstance(entry, dict) else entry
     with zk_session(reg) as zk:
-        zk.create(f"{reg._history(name)}/h-", data, sequence=True, makepath=True)
+        zk.create(f"{reg.paths.history(name)}/h-", data, sequence=True, makepath=True)
 
 
 @contextmanager
@@ -110,7 +110,7 @@ def hostile_replicas(reg: Any, name: str, records: dict[str, Any]) -> Iterator[N
         return
     with zk_session(reg) as zk:
         for rid, raw in records.items():
-            zk.create(f"{reg._replicas_dir(name)}/{rid}", raw, ephemeral=True, makepath=True)
+            zk.create(f"{reg.paths.replicas(name)}/{rid}", raw, ephemeral=True, makepath=True)
         yield
 
 
@@ -121,4 +121,4 @@ def add_model_named(reg: Any, name: str) -> None:
             c.execute("INSERT INTO pointers (model, doc, revision) VALUES (?, '{}', 0)", (name,))
         return
     with zk_session(reg) as zk:
-        zk.create(f"{reg._models()}/{name}/pointer", b"{}", makepath=True)
+        zk.create(f"{reg.paths.models()}/{name}/pointer", b"{}", makepath=True)

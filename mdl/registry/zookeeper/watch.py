@@ -1,0 +1,141 @@
+"""Pointer watches: level-triggered, one thread per watch re-reading the pointer (see the package docstring)."""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from mdl.errors import MdlError, Unavailable
+from mdl.registry.base import PointerCallback, Watch, deliver
+from mdl.registry.zookeeper.pointer import read_pointer
+from mdl.registry.zookeeper.session import Stopped, ZkSession
+from mdl.retry import Backoff
+
+log = logging.getLogger("mdl.registry.zookeeper")
+
+_UNAVAILABLE_BACKOFF = Backoff(0.05, 2.0)  # between re-reads while the ensemble does not answer
+_BAD_POINTER_PAUSE = 5.0  # between re-reads of a pointer that cannot be read (e.g. not valid JSON)
+_FAILED_PAUSE = 2.0  # between re-reads after an unexpected error
+
+
+class PointerWatches:
+    """The running watches of one registry: started, poked after every reconnect (to catch up with moves
+    missed while disconnected), stopped on close."""
+
+    def __init__(self, session: ZkSession) -> None:
+        self._session = session
+        self._lock = threading.Lock()
+        self._watches: set[PointerWatch] = set()
+        session.on_connected(self._poke_all)
+
+    def start(self, name: str, callback: PointerCallback) -> Watch:
+        with self._lock:
+            self._session.client()  # starts connecting now; raises once the registry is closed
+            w = PointerWatch(self._session, name, callback, on_stop=self._forget)
+            self._watches.add(w)
+        w.start()
+        return w
+
+    def stop_all(self) -> None:
+        with self._lock:
+            watches = list(self._watches)
+            self._watches.clear()
+        for w in watches:
+            w.stop()
+
+    def _poke_all(self) -> None:
+        for w in list(self._watches):
+            w.poke()
+
+    def _forget(self, w: PointerWatch) -> None:
+        self._watches.discard(w)
+
+
+class PointerWatch(Watch):
+    """Events (ZooKeeper watch fired, reconnected) are tokens on a queue; one thread re-reads."""
+
+    def __init__(
+        self, session: ZkSession, name: str, callback: PointerCallback, on_stop: Callable[[PointerWatch], None]
+    ) -> None:
+        super().__init__()
+        self._session, self._name, self._callback, self._on_stop = session, name, callback, on_stop
+        self._events: queue.SimpleQueue = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._run, name=f"mdl-zk-watch-{name}", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    @property
+    def live(self) -> bool:
+        return not self.stopped and self._session.connected
+
+    def poke(self, *event: Any) -> None:
+        """Called by kazoo (watch fired, with the event) or after a reconnect: must not block."""
+        self._events.put("fired" if event else "reconnected")
+
+    def stop(self) -> None:
+        super().stop()
+        self._events.put(None)
+        self._on_stop(self)
+
+    def _run(self) -> None:
+        last: tuple[int, int | None] | None = None
+        dirty, failures = True, 0
+        # A read after our own watch fired sees at least that change (a session's view never goes
+        # back), so only the first read and those after a reconnect or an error need a sync.
+        synced = False
+        bad: str | None = None  # the last error logged
+        what = f"watching the pointer of {self._name!r}"
+        session = self._session
+        while not self.stopped:
+            if not dirty:
+                token = self._events.get()
+                synced = synced and token == "fired"
+                dirty = True
+                continue  # re-check stopped, then read
+            try:
+                while True:  # coalesce events already queued
+                    token = self._events.get_nowait()
+                    synced = synced and token == "fired"
+            except queue.Empty:
+                pass
+            dirty = False
+            try:
+                with session.errors(what):
+                    pointer, mzxid = read_pointer(
+                        session,
+                        self._name,
+                        session.deadline(),
+                        what,
+                        watcher=self.poke,
+                        cancel=self._stopped,
+                        sync=not synced,
+                    )
+                synced = True
+            except Stopped:
+                return
+            except Unavailable:
+                if session.closed:
+                    return
+                failures += 1
+                pause = _UNAVAILABLE_BACKOFF.delay(failures)  # retry; also poked on reconnect
+            except MdlError as exc:  # e.g. an unreadable pointer: nothing is delivered, what is served stays
+                if exc.message != bad:
+                    log.warning("%s", exc.message)  # once, not every retry
+                bad = exc.message
+                pause = _BAD_POINTER_PAUSE
+            except Exception:
+                log.exception("%s failed", what)
+                pause = _FAILED_PAUSE
+            else:
+                failures, bad = 0, None
+                key = (pointer.revision, mzxid)
+                if key != last and not self.stopped:
+                    last = key
+                    deliver(self._callback, pointer)
+                continue
+            dirty = True
+            self._stopped.wait(pause)
