@@ -55,6 +55,7 @@ joblib.dump(LogisticRegression(C=float(sys.argv[2]), max_iter=500).fit(x, y), sy
 FLIP = """
 import sys, time
 from mdl.client import Client
+from mdl.fleet import Fleet
 every, seconds = float(sys.argv[1]), float(sys.argv[2])
 with Client.from_config() as c:
     target = "v1" if c.pointer("iris").aliases.get("latest") == "v2" else "v2"
@@ -65,7 +66,7 @@ with Client.from_config() as c:
         time.sleep(every)
         t0 = time.monotonic()
         c.promote("iris", target)
-        c.wait_for_rollout("iris", target, timeout=30, poll=0.02)
+        Fleet(c).wait_for_rollout("iris", target, timeout=30, poll=0.02)
         print(t0, time.monotonic(), flush=True)
         target = "v1" if target == "v2" else "v2"
 """

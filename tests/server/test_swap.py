@@ -13,6 +13,8 @@ from pathlib import Path
 import httpx
 import pytest
 
+from mdl.fleet import Fleet
+
 from .conftest import infer, push
 
 LOADGEN = Path(__file__).with_name("loadgen.py")
@@ -32,7 +34,7 @@ def test_twenty_promotions_and_rollbacks_under_load(serve, mdl, iris, client, tm
         for i in range(20):
             started = time.monotonic()
             target = client.promote("iris", "v2").version if i % 2 == 0 else client.rollback("iris").version
-            client.wait_for_rollout("iris", target, timeout=60, poll=0.01)
+            Fleet(client).wait_for_rollout("iris", target, timeout=60, poll=0.01)
             moves.append((target, started, time.monotonic()))
             time.sleep(0.25)
     finally:
