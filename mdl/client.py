@@ -9,94 +9,38 @@ Backends open lazily, so a command that needs only the registry never touches st
 
 from __future__ import annotations
 
-import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
-from mdl import __version__
+from mdl import publish
 from mdl.config import Config, load
-from mdl.errors import (CasConflict, Conflict, IntegrityError, InvalidInput, NotFound, PermissionDenied, RolloutFailed,
-                        Timeout, Unavailable, VersionExists)
-from mdl.host import creator, now_iso
-from mdl.manifest import FileEntry, Manifest, detect_format, digest_of, scan_source, FORMATS
+from mdl.errors import (
+    CasConflict,
+    Conflict,
+    IntegrityError,
+    InvalidInput,
+    NotFound,
+    PermissionDenied,
+    Unavailable,
+)
+from mdl.host import creator
+from mdl.manifest import FORMATS, Manifest, scan_source
 from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate_alias, validate_name, validate_version
 from mdl.registry import Registry, open_registry
-from mdl.registry.base import HistoryEntry, Pointer, Replica
+from mdl.registry.base import HistoryEntry, Pointer, Replica, ReplicaHandle, Watch
+from mdl.results import ModelSummary, MoveResult, PullResult, PushResult, VersionInfo
+from mdl.retry import Backoff
 from mdl.storage import StagingEntry, Storage, open_storage
 
 if TYPE_CHECKING:  # the transfer machinery loads only for commands that move bytes (start-up time)
+    from contextlib import AbstractContextManager
+
+    from mdl.blobcache import BlobCache
     from mdl.transfer import Progress
 
 CAS_ATTEMPTS = 50
-
-
-class PushResult(NamedTuple):
-    name: str
-    version: str
-    digest: str
-    files: int
-    bytes: int
-    format: str
-    created: str
-    changed: bool
-    uploaded: bool
-    promoted: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
-
-
-class VersionInfo(NamedTuple):
-    version: str
-    bytes: int
-    files: int
-    created: str
-    creator: str
-    format: str
-    digest: str
-    aliases: list[str]
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
-
-
-class ModelSummary(NamedTuple):
-    name: str
-    aliases: dict[str, str]
-    versions: int
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
-
-
-class MoveResult(NamedTuple):
-    name: str
-    alias: str
-    previous: str | None
-    version: str
-    changed: bool
-    action: str
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
-
-
-class PullResult(NamedTuple):
-    name: str
-    version: str
-    digest: str
-    path: str
-    files: int
-    bytes: int
-    changed: bool
-
-    def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
-
-
-def _immutable(name: str, version: str) -> Conflict:
-    return Conflict(f"version {name}/{version} already exists with different content",
-                    hint="versions are immutable: push under a new version")
+CAS_BACKOFF = Backoff(base=0.01, cap=0.5)
 
 
 def rollback_target(history: list[HistoryEntry], alias: str) -> str | None:
@@ -114,14 +58,15 @@ def rollback_target(history: list[HistoryEntry], alias: str) -> str | None:
 
 
 class Client:
-    def __init__(self, config: Config | None = None, *, storage: Storage | None = None,
-                 registry: Registry | None = None) -> None:
+    def __init__(
+        self, config: Config | None = None, *, storage: Storage | None = None, registry: Registry | None = None
+    ) -> None:
         self.config = config or load()
         self._storage = storage
         self._registry = registry
 
     @classmethod
-    def from_config(cls, **kwargs: Any) -> "Client":
+    def from_config(cls, **kwargs: Any) -> Client:
         return cls(load(**kwargs))
 
     @property
@@ -141,7 +86,7 @@ class Client:
             if b is not None:
                 b.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -164,22 +109,34 @@ class Client:
                 data = None  # storage has the original
             if data is not None:
                 try:
-                    return Manifest.from_json(data, where=f"registry copy of the manifest of {name}/{version}",
-                                              expect=(name, version))
+                    return Manifest.from_json(
+                        data, where=f"registry copy of the manifest of {name}/{version}", expect=(name, version)
+                    )
                 except IntegrityError:
                     pass  # a damaged copy: storage has the original
         try:
             return self.storage.read_manifest(name, version)
         except NotFound:
             if version in self.storage.list_versions(name):
-                raise IntegrityError(f"version {name}/{version} has no manifest",
-                                     hint="it was not written by mdl push; push it again") from None
-            raise NotFound(f"version {name}/{version} does not exist",
-                           hint=f"see the versions with: mdl list {name}") from None
+                raise IntegrityError(
+                    f"version {name}/{version} has no manifest", hint="it was not written by mdl push; push it again"
+                ) from None
+            raise NotFound(
+                f"version {name}/{version} does not exist", hint=f"see the versions with: mdl list {name}"
+            ) from None
 
-    def push(self, name: str, source: str | Path, *, version: str | None = None, fmt: str | None = None,
-             promote: bool = False, alias: str = DEFAULT_ALIAS, jobs: int | None = None,
-             progress: Progress | None = None) -> PushResult:
+    def push(
+        self,
+        name: str,
+        source: str | Path,
+        *,
+        version: str | None = None,
+        fmt: str | None = None,
+        promote: bool = False,
+        alias: str = DEFAULT_ALIAS,
+        jobs: int | None = None,
+        progress: Progress | None = None,
+    ) -> PushResult:
         """Upload a file or directory as a new immutable version."""
         from mdl.transfer import NoProgress
 
@@ -193,84 +150,43 @@ class Client:
         progress = progress or NoProgress()
         kind, files = scan_source(Path(source))
         existing = self.storage.list_versions(name)
-        same = self._identical_version(name, version, existing, files, jobs, progress)
+        same = publish.identical_version(self, name, version, existing, files, jobs, progress)
         if isinstance(same, Manifest):
-            result = PushResult(name, same.version, same.digest, len(same.files), same.bytes, same.format,
-                                same.created, changed=False, uploaded=False)
+            result = PushResult(
+                name,
+                same.version,
+                same.digest,
+                len(same.files),
+                same.bytes,
+                same.format,
+                same.created,
+                changed=False,
+                uploaded=False,
+            )
         else:
             target = version or unique_version(timestamp_version(), set(existing))
-            manifest = self._publish(name, target, kind, files, fmt, jobs, progress, hashed=same,
-                                     auto_version=version is None)
-            result = PushResult(name, manifest.version, manifest.digest, len(manifest.files), manifest.bytes,
-                                manifest.format, manifest.created, changed=True, uploaded=True)
+            manifest = publish.publish(
+                self, name, target, kind, files, fmt, jobs, progress, hashed=same, auto_version=version is None
+            )
+            result = PushResult(
+                name,
+                manifest.version,
+                manifest.digest,
+                len(manifest.files),
+                manifest.bytes,
+                manifest.format,
+                manifest.created,
+                changed=True,
+                uploaded=True,
+            )
         if promote:
             move = self.promote(name, result.version, alias=alias)
             result = result._replace(promoted=alias, changed=result.changed or move.changed)
         return result
 
-    def _identical_version(self, name: str, version: str | None, existing: list[str], files: list,
-                           jobs: int, progress: Progress) -> Manifest | list[FileEntry] | None:
-        """The existing version this push would duplicate (``--version``, else the newest one).
+    def manifests(self, name: str, versions: list[str]) -> list[Manifest]:
+        """The manifests of ``versions`` in storage (read in parallel); a version without one is left out."""
 
-        Files are hashed up front only when a candidate has the same paths and sizes, so a new
-        version is read once (hashed while it uploads). Returns the duplicate's manifest, or the
-        entries hashed on the way (or None), and raises Conflict if ``version`` holds other bytes.
-        """
-        if version is not None:
-            candidate = self.manifest(name, version) if version in existing else None
-        else:
-            candidate = self._newest(name, existing)
-        if candidate is None:
-            return None
-        shape = {(rel, local.stat().st_size) for rel, local in files}
-        entries = None
-        if shape == {(f.path, f.size) for f in candidate.files}:
-            from mdl.transfer import hash_files
-
-            entries = hash_files(files, jobs, progress)
-            if digest_of(entries) == candidate.digest:
-                return candidate
-        if version is not None:
-            raise _immutable(name, version)
-        return entries
-
-    def _newest(self, name: str, versions: list[str]) -> Manifest | None:
-        infos = self._manifests(name, versions)
-        return max(infos, key=lambda m: (m.created, m.version)) if infos else None
-
-    def _publish(self, name: str, version: str, kind: str, files: list, fmt: str | None, jobs: int,
-                 progress: Progress, hashed: list[FileEntry] | None, auto_version: bool) -> Manifest:
-        """Stage every file, write the manifest last, publish with one atomic step."""
-        stage = self.storage.stage(name, version)
-        published = False
-        try:
-            from mdl.transfer import upload_files
-
-            entries = upload_files(stage, files, jobs, progress, expected=hashed)
-            manifest = Manifest(name=name, version=version, files=entries, digest=digest_of(entries),
-                                created=now_iso(), creator=creator(), mdl_version=__version__,
-                                format=fmt or detect_format(kind, files), kind=kind)
-            for _ in range(20):
-                stage.write_manifest(manifest)
-                try:
-                    stage.publish()
-                    published = True
-                    return manifest
-                except VersionExists:
-                    existing = self.storage.list_versions(name)
-                    other = self.manifest(name, manifest.version)
-                    if other.digest == manifest.digest:
-                        return other  # a concurrent push of the same bytes won
-                    if not auto_version:
-                        raise _immutable(name, manifest.version) from None
-                    manifest.version = unique_version(manifest.version, set(existing))
-                    stage.retarget(manifest.version)
-            raise Conflict(f"could not find a free version id for {name}")
-        finally:
-            if not published:
-                stage.abort()
-
-    def _manifests(self, name: str, versions: list[str]) -> list[Manifest]:
         def read(v: str) -> Manifest | None:
             try:
                 return self.storage.read_manifest(name, v)
@@ -300,14 +216,30 @@ class Client:
         by_version: dict[str, list[str]] = {}
         for a, v in sorted(aliases.items()):
             by_version.setdefault(v, []).append(a)
-        infos = [VersionInfo(m.version, m.bytes, len(m.files), m.created, m.creator, m.format, m.digest,
-                             by_version.get(m.version, [])) for m in self._manifests(name, versions)]
+        infos = [
+            VersionInfo(
+                m.version,
+                m.bytes,
+                len(m.files),
+                m.created,
+                m.creator,
+                m.format,
+                m.digest,
+                by_version.get(m.version, []),
+            )
+            for m in self.manifests(name, versions)
+        ]
         return sorted(infos, key=lambda i: (i.created, i.version), reverse=True)
 
     # -- pointers -------------------------------------------------------------------------------
 
     def pointer(self, name: str) -> Pointer:
         return self.registry.get(validate_name(name))
+
+    def watch_pointer(self, name: str, callback: Callable[[Pointer], None]) -> Watch:
+        """Call ``callback`` (on the watch's own thread) with the pointer now and after every change;
+        quick successive changes may be coalesced. ``stop()`` the result to end it."""
+        return self.registry.watch(validate_name(name), callback)
 
     def resolve(self, name: str, version: str | None = None, alias: str | None = None) -> str:
         """An explicit version, or the version an alias (default ``latest``) points at."""
@@ -321,12 +253,13 @@ class Client:
         if target is None:
             if not self.storage.list_versions(name) and not self.registry.get(name).aliases:
                 raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
-            raise NotFound(f"model {name!r} has no alias {alias!r}",
-                           hint=f"promote a version first: mdl promote {name} VERSION --alias {alias}")
+            raise NotFound(
+                f"model {name!r} has no alias {alias!r}",
+                hint=f"promote a version first: mdl promote {name} VERSION --alias {alias}",
+            )
         return target
 
-    def promote(self, name: str, version: str, *, alias: str = DEFAULT_ALIAS,
-                expect: str | None = None) -> MoveResult:
+    def promote(self, name: str, version: str, *, alias: str = DEFAULT_ALIAS, expect: str | None = None) -> MoveResult:
         """Point ``alias`` at a complete version (compare-and-set; retried on a lost race).
 
         With ``expect``, move only if the alias currently points there (exit 4 otherwise).
@@ -352,32 +285,36 @@ class Client:
         def target(p: Pointer) -> str:
             to = rollback_target(self.registry.history(name), alias)
             if to is None:
-                raise NotFound(f"{name}:{alias} has no earlier version to roll back to",
-                               hint=f"see the moves with: mdl history {name}")
+                raise NotFound(
+                    f"{name}:{alias} has no earlier version to roll back to",
+                    hint=f"see the moves with: mdl history {name}",
+                )
             self._keep_manifest(self.manifest(name, to))
             return to
 
         return self._move(name, alias, target, "rollback", None)
 
-    def _move(self, name: str, alias: str, choose: Any, action: str, expect: str | None) -> MoveResult:
+    def _move(
+        self, name: str, alias: str, target: Callable[[Pointer], str], action: str, expect: str | None
+    ) -> MoveResult:
+        """Compare-and-set ``alias`` to ``target(pointer)``, re-reading the pointer after each lost race."""
         for attempt in range(CAS_ATTEMPTS):
             p = self.registry.get(name)
             current = p.aliases.get(alias)
             if expect is not None and current != expect:
-                raise Conflict(f"{name}:{alias} points at {current or 'nothing'}, not {expect}",
-                               hint="re-read with: mdl list " + name)
-            to = choose(p)
+                raise Conflict(
+                    f"{name}:{alias} points at {current or 'nothing'}, not {expect}",
+                    hint="re-read with: mdl list " + name,
+                )
+            to = target(p)
             if current == to and action == "promote":
                 return MoveResult(name, alias, current, to, changed=False, action=action)
             try:
                 self.registry.cas(name, alias, to, p.revision, creator(), action)
                 return MoveResult(name, alias, current, to, changed=True, action=action)
-            except CasConflict:
-                import random
-
-                time.sleep(random.uniform(0, min(0.5, 0.01 * 2 ** attempt)))
-        raise Conflict(f"gave up moving {name}:{alias} after {CAS_ATTEMPTS} concurrent updates",
-                       hint="try again")
+            except CasConflict:  # another move landed first: re-read and decide again
+                CAS_BACKOFF.sleep(attempt + 1)
+        raise Conflict(f"gave up moving {name}:{alias} after {CAS_ATTEMPTS} concurrent updates", hint="try again")
 
     def history(self, name: str, alias: str | None = None) -> list[HistoryEntry]:
         validate_name(name)
@@ -393,52 +330,74 @@ class Client:
     def replicas(self, name: str) -> list[Replica]:
         return self.registry.list_replicas(validate_name(name))
 
-    def wait_for_rollout(self, name: str, version: str, *, alias: str = DEFAULT_ALIAS, timeout: float = 300.0,
-                         min_ready: int | None = None, poll: float = 0.05) -> list[Replica]:
-        """Block until every live replica following ``alias`` (or ``min_ready`` of them) reports
-        ``version`` loaded and ready. Timeout (exit 5) names the laggards; a replica that failed
-        to load ``version`` is exit 1."""
-        deadline = time.monotonic() + timeout
-        while True:
-            following = [r for r in self.replicas(name) if r.data.get("alias") == alias]
-            done = [r for r in following if r.data.get("loaded") == version and r.data.get("state") == "ready"]
-            failed = [r for r in following if r.data.get("desired") == version and r.data.get("state") == "failed"]
-            if failed:
-                raise RolloutFailed(
-                    f"{len(failed)} replica(s) failed to load {name}/{version}: "
-                    + "; ".join(f"{r.id}: {r.data.get('error')}" for r in failed),
-                    hint=f"roll back with: mdl rollback {name} --alias {alias}", replicas=failed)
-            needed = len(following) if min_ready is None else min_ready
-            if len(done) >= needed:
-                return done
-            if time.monotonic() >= deadline:
-                laggards = [r for r in following if r not in done]
-                names = ", ".join(f"{r.id} ({r.data.get('state')}, loaded {r.data.get('loaded')})" for r in laggards)
-                raise Timeout(f"{len(done)}/{needed} replica(s) ready on {name}/{version} after {timeout:g}s; "
-                              f"waiting for: {names or 'replicas that have not registered'}",
-                              hint=f"see the fleet with: mdl status {name}")
-            time.sleep(poll)
+    # -- following a model (mdl.watch) ----------------------------------------------------------
+
+    def register_replica(self, name: str, replica_id: str, data: dict[str, Any]) -> ReplicaHandle:
+        """Announce a replica of ``name`` (``mdl status`` and ``promote --wait`` read it); it lives until
+        the handle is closed or this process's registry session ends."""
+        return self.registry.register_replica(validate_name(name), replica_id, data)
+
+    def download_slot(self, name: str, limit: int) -> AbstractContextManager[None]:
+        """Hold one of ``limit`` download slots of ``name`` across the fleet (no cap if ``limit`` <= 0)."""
+        return self.registry.download_slot(validate_name(name), limit)
+
+    def stored_versions(self, name: str) -> list[str]:
+        """The ids of the complete versions in storage (no manifest read)."""
+        return self.storage.list_versions(validate_name(name))
 
     # -- local copies ---------------------------------------------------------------------------
 
-    def pull(self, name: str, version: str | None = None, *, alias: str | None = None,
-             dest: str | Path | None = None, jobs: int | None = None, progress: Progress | None = None,
-             force: bool = False) -> PullResult:
+    def pull(
+        self,
+        name: str,
+        version: str | None = None,
+        *,
+        alias: str | None = None,
+        dest: str | Path | None = None,
+        jobs: int | None = None,
+        progress: Progress | None = None,
+        force: bool = False,
+    ) -> PullResult:
         """A verified copy of a version in ``dest`` (default ``./<name>``); a no-op if already there."""
         version = self.resolve(name, version, alias)
         manifest = self.manifest(name, version)
         target = Path(dest) if dest is not None else Path.cwd() / name
-        from mdl.transfer import NoProgress, download_version, verify_local
+        from mdl.transfer import verify_local
 
         changed = not verify_local(target, manifest)
         if changed:
-            download_version(self.storage, manifest, target, jobs or self.config["transfer.jobs"],
-                             progress or NoProgress(), force=force)
-        return PullResult(name, version, manifest.digest, str(target.absolute()), len(manifest.files),
-                          manifest.bytes, changed)
+            self.download(manifest, target, jobs=jobs, progress=progress, force=force)
+        return PullResult(
+            name, version, manifest.digest, str(target.absolute()), len(manifest.files), manifest.bytes, changed
+        )
 
-    def clean(self, name: str | None = None, *, older_than: float = 3600.0,
-              dry_run: bool = False) -> list[StagingEntry]:
+    def download(
+        self,
+        manifest: Manifest,
+        dest: str | Path,
+        *,
+        jobs: int | None = None,
+        progress: Progress | None = None,
+        force: bool = False,
+        cache: BlobCache | None = None,
+    ) -> None:
+        """Download the version ``manifest`` describes into ``dest``, verified, replacing what is there
+        only on success (see ``mdl.transfer.download_version``); ``cache``: a host's shared file store."""
+        from mdl.transfer import NoProgress, download_version
+
+        download_version(
+            self.storage,
+            manifest,
+            Path(dest),
+            jobs or self.config["transfer.jobs"],
+            progress or NoProgress(),
+            force=force,
+            cache=cache,
+        )
+
+    def clean(
+        self, name: str | None = None, *, older_than: float = 3600.0, dry_run: bool = False
+    ) -> list[StagingEntry]:
         """Remove staging debris of pushes that died, older than ``older_than`` seconds."""
         if name is not None:
             validate_name(name)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import json
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Callable
+from typing import Any
 
 from mdl.errors import MdlError
 
@@ -14,11 +15,11 @@ class HealthServer(ThreadingHTTPServer):
     """Bound (and listening) from construction; answers once ``start`` gave it its two checks."""
 
     daemon_threads = True
-    live: Callable[[], bool] = staticmethod(lambda: False)  # type: ignore[assignment]
-    ready: Callable[[], dict] = staticmethod(lambda: {"ready": False})  # type: ignore[assignment]
+    live: Callable[[], bool] = staticmethod(lambda: False)
+    ready: Callable[[], dict] = staticmethod(lambda: {"ready": False})
 
-    def start(self, live: Callable[[], bool], ready: Callable[[], dict]) -> "HealthServer":
-        self.live, self.ready = live, ready  # type: ignore[method-assign]
+    def start(self, live: Callable[[], bool], ready: Callable[[], dict]) -> HealthServer:
+        self.live, self.ready = live, ready
         threading.Thread(target=self.serve_forever, name="mdl-health", daemon=True).start()
         return self
 
@@ -29,7 +30,7 @@ class HealthServer(ThreadingHTTPServer):
 class _Handler(BaseHTTPRequestHandler):
     server: HealthServer
 
-    def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+    def do_GET(self) -> None:
         if self.path == "/livez":
             ok = bool(self.server.live())
             body: dict = {"live": ok}
@@ -57,10 +58,7 @@ def bind_health(host: str, port: int) -> HealthServer:
     except OverflowError:  # a port outside 0-65535 (the CLI's option already refuses one)
         raise MdlError(f"cannot listen on {host}:{port}: the port must be 0-65535") from None
     except OSError as exc:
-        raise MdlError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                       hint="choose another --health-port, or stop the process that uses this one") from None
-
-
-def serve_health(host: str, port: int, live: Callable[[], bool], ready: Callable[[], dict]) -> HealthServer:
-    """Start the endpoint in a daemon thread. ``ready`` returns {"ready": bool, ...details}."""
-    return bind_health(host, port).start(live, ready)
+        raise MdlError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+            hint="choose another --health-port, or stop the process that uses this one",
+        ) from None

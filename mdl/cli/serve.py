@@ -2,15 +2,26 @@
 
 import re
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, event_printer, finite, output_format, state
 from mdl.errors import InvalidInput, MdlError
 
-_UNITS = {"": 1, "b": 1, "k": 1024, "kb": 1000, "kib": 1024, "m": 1024 ** 2, "mb": 1000 ** 2, "mib": 1024 ** 2,
-          "g": 1024 ** 3, "gb": 1000 ** 3, "gib": 1024 ** 3}
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1024,
+    "kb": 1000,
+    "kib": 1024,
+    "m": 1024**2,
+    "mb": 1000**2,
+    "mib": 1024**2,
+    "g": 1024**3,
+    "gb": 1000**3,
+    "gib": 1024**3,
+}
 
 
 def parse_size(text: str) -> int:
@@ -39,33 +50,77 @@ def serve(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
     alias: Annotated[str, typer.Option("--alias", "-a", help="Follow this alias.")] = "latest",
-    version: Annotated[Optional[str], typer.Option("--version", "-V", help="Pin this version instead.",
-                                                   show_default=False)] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")]
-    = "127.0.0.1",
+    version: Annotated[
+        str | None, typer.Option("--version", "-V", help="Pin this version instead.", show_default=False)
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
     port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port (0: any free port).")] = 8501,
-    cache: Annotated[Optional[Path], typer.Option("--cache", help="Local directory for verified versions "
-                     "(default: $XDG_CACHE_HOME/mdl/serve/NAME-PORT).", show_default=False)] = None,
-    loader: Annotated[Optional[str], typer.Option("--loader", metavar="MODULE:FUNCTION", help="Load versions "
-                      "with this function (called with the version directory; returns an object with "
-                      "predict). Default: by the manifest's format (pickle, joblib).", show_default=False)] = None,
-    swap: Annotated[str, typer.Option("--swap", metavar="POLICY", help="availability: load the new version "
-                    "beside the old, then switch (needs memory for both); resource: drop the old first "
-                    "(requests get 503 while loading).")] = "availability",
-    max_batch: Annotated[int, typer.Option("--max-batch", min=1, max=4096, help="Most requests answered by "
-                         "one predict call (1: no batching).")] = 64,
-    max_body: Annotated[str, typer.Option("--max-body", metavar="SIZE", help="Largest request body "
-                        "(larger: 413).")] = "16MiB",
+    cache: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache",
+            help="Local directory for verified versions (default: $XDG_CACHE_HOME/mdl/serve/NAME-PORT).",
+            show_default=False,
+        ),
+    ] = None,
+    loader: Annotated[
+        str | None,
+        typer.Option(
+            "--loader",
+            metavar="MODULE:FUNCTION",
+            help="Load versions "
+            "with this function (called with the version directory; returns an object with "
+            "predict). Default: by the manifest's format (pickle, joblib).",
+            show_default=False,
+        ),
+    ] = None,
+    swap: Annotated[
+        str,
+        typer.Option(
+            "--swap",
+            metavar="POLICY",
+            help="availability: load the new version "
+            "beside the old, then switch (needs memory for both); resource: drop the old first "
+            "(requests get 503 while loading).",
+        ),
+    ] = "availability",
+    max_batch: Annotated[
+        int,
+        typer.Option(
+            "--max-batch", min=1, max=4096, help="Most requests answered by one predict call (1: no batching)."
+        ),
+    ] = 64,
+    max_body: Annotated[
+        str, typer.Option("--max-body", metavar="SIZE", help="Largest request body (larger: 413).")
+    ] = "16MiB",
     keep: KeepOpt = 3,
-    graceful_timeout: Annotated[float, typer.Option("--graceful-timeout", min=0, callback=finite, help="Seconds "
-                                "in-flight requests get to finish on SIGTERM.")] = 10.0,
-    read_timeout: Annotated[float, typer.Option("--read-timeout", metavar="SECONDS", min=0.1, callback=finite,
-                            help="Time a client has to send a request's line and headers (counted from connecting, "
-                            "or from their first bytes on a kept-alive connection), then again to send its whole "
-                            "body. Slower: the connection is closed (a late body gets 408 first).")] = 30.0,
-    max_connections: Annotated[int, typer.Option("--max-connections", metavar="N", min=1, help="Open HTTP "
-                               "connections served at a time. A connection past it gets 503 to its request and "
-                               "is closed.")] = 1024,
+    graceful_timeout: Annotated[
+        float,
+        typer.Option(
+            "--graceful-timeout", min=0, callback=finite, help="Seconds in-flight requests get to finish on SIGTERM."
+        ),
+    ] = 10.0,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout",
+            metavar="SECONDS",
+            min=0.1,
+            callback=finite,
+            help="Time a client has to send a request's line and headers (counted from connecting, "
+            "or from their first bytes on a kept-alive connection), then again to send its whole "
+            "body. Slower: the connection is closed (a late body gets 408 first).",
+        ),
+    ] = 30.0,
+    max_connections: Annotated[
+        int,
+        typer.Option(
+            "--max-connections",
+            metavar="N",
+            min=1,
+            help="Open HTTP connections served at a time. A connection past it gets 503 to its request and is closed.",
+        ),
+    ] = 1024,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -84,12 +139,25 @@ def serve(
     fmt = output_format(ctx, output, as_json)
     size = parse_size(max_body)
     _check_stack()
-    from mdl.server.runner import ServeOptions, serve as run
+    from mdl.server.runner import ServeOptions
+    from mdl.server.runner import serve as serve_model
 
-    opts = ServeOptions(alias=alias, version=version, host=host, port=port, cache=cache, loader=loader, swap=swap,
-                        max_batch=max_batch, max_body=size, keep=keep, graceful_timeout=graceful_timeout,
-                        read_timeout=read_timeout, max_connections=max_connections)
-    code = run(state(ctx).client, name, opts, event_printer(fmt))
+    opts = ServeOptions(
+        alias=alias,
+        version=version,
+        host=host,
+        port=port,
+        cache=cache,
+        loader=loader,
+        swap=swap,
+        max_batch=max_batch,
+        max_body=size,
+        keep=keep,
+        graceful_timeout=graceful_timeout,
+        read_timeout=read_timeout,
+        max_connections=max_connections,
+    )
+    code = serve_model(state(ctx).client, name, opts, event_printer(fmt))
     if code:
         raise typer.Exit(code)
 

@@ -3,9 +3,10 @@
 Order of events. Bind first (so ``--port 0`` knows its port and the registered URL is exact), start
 uvicorn, then start the Watcher on a thread: it registers the replica (kind ``server``, address = the
 URL), resumes a verified local copy or downloads the version the alias names, and calls
-:meth:`ModelHolder.on_swap`, which loads it off the request path. SIGTERM/SIGINT: readiness turns
-503, the replica deregisters, uvicorn stops accepting and lets in-flight requests finish (bounded),
-exit 0. SIGHUP: re-sync (forget failures, re-read the pointer).
+:meth:`ModelHolder.on_swap`, which loads it off the request path. Signals come through
+:func:`mdl.watch.run`. SIGTERM/SIGINT: readiness turns 503, the replica deregisters, uvicorn stops
+accepting and lets in-flight requests finish (bounded), exit 0. SIGHUP: re-sync (forget failures,
+re-read the pointer).
 """
 
 from __future__ import annotations
@@ -13,19 +14,20 @@ from __future__ import annotations
 import fcntl
 import os
 import shutil
-import signal
 import socket
 import tempfile
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any
 
+from mdl.client import Client
 from mdl.errors import Conflict, MdlError
 from mdl.host import now_iso
-
-Emit = Callable[[dict[str, Any]], None]
+from mdl.names import validate_alias, validate_name, validate_version
+from mdl.watch import Emit, Watcher, WatchOptions, run
 
 
 @dataclass
@@ -67,8 +69,9 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise MdlError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                       hint="pick another --port, or stop what holds it") from None
+        raise MdlError(
+            f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port, or stop what holds it"
+        ) from None
     return sock
 
 
@@ -93,8 +96,9 @@ def _cache_lock(root: Path) -> Iterator[None]:
         fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except OSError:
         f.close()
-        raise Conflict(f"{root} is in use by another mdl serve",
-                       hint="give each server its own --cache directory") from None
+        raise Conflict(
+            f"{root} is in use by another mdl serve", hint="give each server its own --cache directory"
+        ) from None
     try:
         yield
     finally:
@@ -114,10 +118,19 @@ def _uvicorn_server(app: Any, opts: ServeOptions) -> Any:
     from mdl.server.protocol import protocol_class
 
     http = protocol_class(opts.read_timeout, opts.max_connections, httptools=has("httptools"))
-    config = uvicorn.Config(app, http=http, ws="none", loop="uvloop" if has("uvloop") else "auto", lifespan="on",
-                            access_log=False, log_level="warning", server_header=False, backlog=2048,
-                            timeout_graceful_shutdown=max(opts.graceful_timeout, 0.01),  # type: ignore[arg-type]
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app,
+        http=http,
+        ws="none",
+        loop="uvloop" if has("uvloop") else "auto",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        backlog=2048,
+        timeout_graceful_shutdown=max(opts.graceful_timeout, 0.01),  # type: ignore[arg-type]
+        timeout_keep_alive=30,
+    )
 
     class Server(uvicorn.Server):
         """uvicorn without its own signal handling: ours deregisters before stopping."""
@@ -132,131 +145,179 @@ def _uvicorn_server(app: Any, opts: ServeOptions) -> Any:
     return Server(config)
 
 
-def serve(client: Any, name: str, opts: ServeOptions, emit: Emit) -> int:
+def serve(client: Client, name: str, opts: ServeOptions, emit: Emit) -> int:
     """Serve ``name`` until SIGTERM/SIGINT; returns the exit code."""
-    from mdl.names import validate_alias, validate_name, validate_version
-    from mdl.server.app import ServerApp
-    from mdl.server.engine import Engine
-    from mdl.server.metrics import Metrics
-    from mdl.server.model import ModelHolder, resolve_loader
-    from mdl.watch import Watcher, WatchOptions
+    from mdl.server.model import resolve_loader
 
     validate_name(name)
     validate_alias(opts.alias)
     if opts.version:
         validate_version(opts.version)
     loader = resolve_loader(opts.loader) if opts.loader else None
-
-    def event(kind: str, **data: Any) -> None:
-        try:
-            emit({"event": kind, "at": now_iso(), "model": name, **data})
-        except Exception:
-            pass
-
     _allow_open_files(opts.max_connections + 256)  # + the model's files, the registry, the listening socket...
     sock = bind(opts.host, opts.port)
     port = sock.getsockname()[1]
-    address = url_for(opts.host, port)
     temp_cache = opts.cache is None and opts.port == 0
-    cache = opts.cache or (Path(tempfile.mkdtemp(prefix=f"mdl-serve-{name}-")) if temp_cache
-                           else default_cache(name, port))
-    metrics = Metrics(name)
-    holder = ModelHolder(name, loader, opts.swap, events=event, metrics=metrics)
-    engine = Engine(max_batch=opts.max_batch, on_batch=metrics.batch)
-    state: dict[str, Any] = {"watcher": None, "stopped": False, "failed": None}
-    swap_raised = threading.Event()
-    lock = threading.Lock()
+    cache = opts.cache or (
+        Path(tempfile.mkdtemp(prefix=f"mdl-serve-{name}-")) if temp_cache else default_cache(name, port)
+    )
+    try:
+        server = ModelServer(
+            client, name, opts, emit, loader=loader, sock=sock, address=url_for(opts.host, port), cache=cache
+        )
+        run(lambda: server)
+    finally:
+        sock.close()
+        if temp_cache:
+            shutil.rmtree(cache, ignore_errors=True)
+    return server.outcome()
 
-    def on_swap(version: str, path: Path, previous: str | None) -> None:
+
+class ModelServer:
+    """uvicorn in front, a Watcher behind (started once uvicorn is up): the service :func:`mdl.watch.run`
+    runs for ``mdl serve``. SIGTERM/SIGINT: :meth:`stop` (a second one: stop waiting for in-flight
+    requests); SIGHUP: :meth:`resync`."""
+
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        opts: ServeOptions,
+        emit: Emit,
+        *,
+        loader: Any,
+        sock: socket.socket,
+        address: str,
+        cache: Path,
+    ) -> None:
+        from mdl.server.app import ServerApp
+        from mdl.server.engine import Engine
+        from mdl.server.metrics import Metrics
+        from mdl.server.model import ModelHolder
+
+        self.client, self.name, self.opts, self.emit = client, name, opts, emit
+        self.sock, self.address, self.cache = sock, address, cache
+        self.watcher: Watcher | None = None
+        self.stopped = False
+        self.failed: Exception | None = None  # why the watcher could not start
+        self._swap_raised = threading.Event()
+        self._lock = threading.Lock()  # watcher, stopped
+        metrics = Metrics(name)
+        self.holder = ModelHolder(name, loader, opts.swap, events=self.event, metrics=metrics)
+        engine = Engine(max_batch=opts.max_batch, on_batch=metrics.batch)
+        self.app = ServerApp(
+            name,
+            self.holder,
+            engine,
+            metrics,
+            max_body=opts.max_body,
+            read_timeout=opts.read_timeout,
+            status=self.status,
+            on_startup=lambda: threading.Thread(
+                target=self._start_watcher, name="mdl-serve-start", daemon=True
+            ).start(),
+        )
+        self.server = _uvicorn_server(self.app, opts)
+
+    def event(self, kind: str, **data: Any) -> None:
         try:
-            holder.on_swap(version, path, previous)
+            self.emit({"event": kind, "at": now_iso(), "model": self.name, **data})
         except Exception:
-            swap_raised.set()
-            raise
+            pass
 
-    def make_watcher() -> Any:
-        wopts = WatchOptions(alias=opts.alias, version=opts.version, keep=opts.keep, address=address,
-                             kind="server", extra={"swap": opts.swap, **opts.extra})
-        return Watcher(client, name, cache, wopts, emit=emit, on_swap=on_swap)
-
-    def status() -> dict:
-        w = state["watcher"]
+    def status(self) -> dict:
+        w = self.watcher
         return {"state": w.state, "error": w.error, "desired": w.desired} if w else {"state": "starting"}
 
-    def start_watcher() -> None:
-        with lock:
-            if state["stopped"]:
+    def _on_swap(self, version: str, path: Path, previous: str | None) -> None:
+        try:
+            self.holder.on_swap(version, path, previous)
+        except Exception:
+            self._swap_raised.set()
+            raise
+
+    def _make_watcher(self) -> Watcher:
+        o = self.opts
+        wopts = WatchOptions(
+            alias=o.alias,
+            version=o.version,
+            keep=o.keep,
+            address=self.address,
+            kind="server",
+            extra={"swap": o.swap, **o.extra},
+        )
+        return Watcher(self.client, self.name, self.cache, wopts, emit=self.emit, on_swap=self._on_swap)
+
+    def _start_watcher(self) -> None:
+        with self._lock:
+            if self.stopped:
                 return  # SIGTERM came first: never register
-            w = state["watcher"] = make_watcher()
+            w = self.watcher = self._make_watcher()
         try:
             w.start()
         except Exception as exc:
-            if not swap_raised.is_set():
-                state["failed"] = exc
-                event("failed", error=getattr(exc, "message", str(exc)))
-                stop()
+            if not self._swap_raised.is_set():
+                self.failed = exc
+                self.event("failed", error=getattr(exc, "message", str(exc)))
+                self._shutdown()
                 return
             # the cached copy verified but would not load: forget it and sync afresh
-            event("discarded", version=w.cache.current, reason=getattr(exc, "message", str(exc)))
-            w.cache.revert(None)
-            with lock:
-                if state["stopped"]:
+            self.event("discarded", version=w.dir.current, reason=getattr(exc, "message", str(exc)))
+            w.dir.revert(None)
+            with self._lock:
+                if self.stopped:
                     return
-                w = state["watcher"] = make_watcher()
+                w = self.watcher = self._make_watcher()
             w.start()
 
-    def stop() -> None:
-        with lock:
-            if state["stopped"]:
+    def _shutdown(self) -> None:
+        with self._lock:
+            if self.stopped:
                 return
-            state["stopped"] = True
-            w = state["watcher"]
-        app.stopping = True
-        event("stopping")
+            self.stopped = True
+            w = self.watcher
+        self.app.stopping = True
+        self.event("stopping")
         if w is not None:
             try:
                 w.stop()  # deregister first: clients stop picking this replica
             except Exception as exc:
-                event("deregister-failed", error=str(exc))
-        server.should_exit = True
+                self.event("deregister-failed", error=str(exc))
+        self.server.should_exit = True
 
-    app = ServerApp(name, holder, engine, metrics, max_body=opts.max_body, read_timeout=opts.read_timeout,
-                    status=status, on_startup=lambda: threading.Thread(target=start_watcher, name="mdl-serve-start",
-                                                                       daemon=True).start())
-    server = _uvicorn_server(app, opts)
-
-    def on_signal(signum: int, frame: Any) -> None:
-        if signum == signal.SIGHUP:
-            w = state["watcher"]
-            if w is not None:
-                w.resync()
+    def stop(self) -> None:
+        if self.stopped:
+            self.server.force_exit = True  # a second Ctrl-C: do not wait for in-flight requests
             return
-        if state["stopped"]:
-            server.force_exit = True  # a second Ctrl-C: do not wait for in-flight requests
-            return
-        threading.Thread(target=stop, name="mdl-serve-stop", daemon=True).start()
+        threading.Thread(target=self._shutdown, name="mdl-serve-stop", daemon=True).start()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
-    try:
-        with _cache_lock(cache):
-            event("listening", address=address, pid=os.getpid(), cache=str(cache), swap=opts.swap,
-                  alias=None if opts.version else opts.alias, version=opts.version)
-            server.run(sockets=[sock])
-            if not state["stopped"]:  # uvicorn ended by itself (startup failure)
-                stop()
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
-        sock.close()
-        if temp_cache:
-            shutil.rmtree(cache, ignore_errors=True)
-    if state["failed"] is not None:
-        exc = state["failed"]
-        if isinstance(exc, MdlError):
-            raise exc
-        raise MdlError(f"the watcher could not start: {exc}")
-    if not server.started:
-        raise MdlError(f"the HTTP server on {address} did not start (see the log above)")
-    event("stopped")
-    return 0
+    def resync(self) -> None:
+        w = self.watcher
+        if w is not None:
+            w.resync()
 
+    def run(self) -> None:
+        with _cache_lock(self.cache):
+            self.event(
+                "listening",
+                address=self.address,
+                pid=os.getpid(),
+                cache=str(self.cache),
+                swap=self.opts.swap,
+                alias=None if self.opts.version else self.opts.alias,
+                version=self.opts.version,
+            )
+            self.server.run(sockets=[self.sock])
+            if not self.stopped:  # uvicorn ended by itself (startup failure)
+                self._shutdown()
+
+    def outcome(self) -> int:
+        """After :meth:`run`: the exit code, or the MdlError that ended the server."""
+        if self.failed is not None:
+            if isinstance(self.failed, MdlError):
+                raise self.failed
+            raise MdlError(f"the watcher could not start: {self.failed}")
+        if not self.server.started:
+            raise MdlError(f"the HTTP server on {self.address} did not start (see the log above)")
+        self.event("stopped")
+        return 0

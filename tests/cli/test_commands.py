@@ -7,6 +7,7 @@ import json
 import pytest
 
 import mdl.client
+import mdl.publish
 
 FIXED = "2026-11-27T17:13:00.000000Z"
 
@@ -20,7 +21,8 @@ def model(tmp_path):
 
 @pytest.fixture
 def frozen(monkeypatch):
-    monkeypatch.setattr(mdl.client, "now_iso", lambda: FIXED)
+    monkeypatch.setattr(mdl.publish, "now_iso", lambda: FIXED)
+    monkeypatch.setattr(mdl.publish, "creator", lambda: "ci@build")
     monkeypatch.setattr(mdl.client, "creator", lambda: "ci@build")
 
 

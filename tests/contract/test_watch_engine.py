@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import os
 import threading
@@ -16,22 +17,10 @@ from mdl.config import load
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 from mdl.watch import Watcher, WatchOptions
 
-from ..conftest import write_stored
-from .test_storage_contract import make_model
+from .. import helpers
+from ..helpers import current, make_model, write_stored
 
-
-def current(d: Path) -> str | None:
-    try:
-        return Path(os.readlink(d / "current")).name
-    except OSError:
-        return None
-
-
-def until(cond, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not cond():
-        assert time.monotonic() < deadline, "condition not reached"
-        time.sleep(0.02)
+until = functools.partial(helpers.until, timeout=20.0, interval=0.02)  # a watcher's loop, on a busy CI box
 
 
 @pytest.fixture
@@ -214,28 +203,6 @@ def test_prefetch_downloads_before_promotion(lr, make_client, tmp_path, watchers
     assert events_of(events, "downloading") == []
 
 
-def test_download_slots_cap_concurrency(client):
-    reg = client.registry
-    active, peak = [0], [0]
-    lock = threading.Lock()
-
-    def work():
-        with reg.download_slot("lr", 2):
-            with lock:
-                active[0] += 1
-                peak[0] = max(peak[0], active[0])
-            time.sleep(0.2)
-            with lock:
-                active[0] -= 1
-
-    threads = [threading.Thread(target=work) for _ in range(5)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
-    assert peak[0] == 2
-
-
 def test_only_a_slow_download_reports_syncing(lr, make_client, tmp_path, watchers):
     c = make_client()
     d = tmp_path / "dir"
@@ -245,8 +212,8 @@ def test_only_a_slow_download_reports_syncing(lr, make_client, tmp_path, watcher
     until(lambda: current(d) == "v1" and w.state == "ready")
     until(lambda: [r.data["state"] for r in lr.replicas("lr")] == ["ready"])
     states: list[str] = []
-    update = w._replica.update
-    w._replica.update = lambda **data: (states.append(data["state"]), update(**data))[1]
+    update = w.reporter._replica.update
+    w.reporter._replica.update = lambda **data: (states.append(data["state"]), update(**data))[1]
 
     lr.promote("lr", "v2")  # a small model: no registry write until it is ready
     until(lambda: [(r.data["state"], r.data["loaded"]) for r in lr.replicas("lr")] == [("ready", "v2")])
@@ -376,6 +343,6 @@ def test_reports_and_pruning_run_on_a_lower_priority_thread(lr, make_client, tmp
         until(lambda: current(d) == v)
     until(lambda: sorted(p.name for p in (d / "versions").iterdir()) == ["v2", "v3"])  # current + previous
     until(lambda: [(r.data["state"], r.data["loaded"]) for r in lr.replicas("lr")] == [("ready", "v3")])
-    tid = w._chores_thread.native_id
+    tid = w.reporter._chores_thread.native_id
     nice = int(Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
     assert nice == os.getpriority(os.PRIO_PROCESS, 0) + 10

@@ -1,4 +1,5 @@
-"""The sidecar's local directory: verified versions and an atomically swapped ``current`` link.
+"""A followed model's local directory (``mdl watch -d``, ``mdl serve --cache``): verified versions and an
+atomically swapped ``current`` link. Not a cache: files shared between such directories live in BlobCache.
 
     DIR/versions/<version>/...     verified copies (each with its .mdl-manifest.json)
     DIR/current -> versions/<v>    what the serving process reads
@@ -10,15 +11,17 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from mdl.errors import IntegrityError
 from mdl.manifest import MANIFEST_NAME, Manifest
 from mdl.transfer import sweep_temporaries, verify_local
 
 
-class LocalCache:
+class VersionDir:
+    """A model's versions on local disk and the links that name the one served (see the module docstring)."""
+
     def __init__(self, root: Path, name: str | None = None) -> None:
         self.root = root.absolute()
         self.name = name  # the model whose versions these are (checked in every manifest read)

@@ -1,6 +1,6 @@
 import os
 
-from mdl.localcache import LocalCache
+from mdl.versiondir import VersionDir
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 
 
@@ -11,7 +11,7 @@ def manifest(version: str, sha: str = "a" * 64) -> Manifest:
 
 
 def test_a_manifest_is_parsed_once_while_its_file_stays_the_same(tmp_path):
-    cache = LocalCache(tmp_path)
+    cache = VersionDir(tmp_path)
     (cache.path("v1")).mkdir()
     path = cache.path("v1") / MANIFEST_NAME
     path.write_bytes(manifest("v1").to_json())
@@ -28,7 +28,7 @@ def test_a_manifest_is_parsed_once_while_its_file_stays_the_same(tmp_path):
 
 
 def test_local_versions_skip_files_and_partials(tmp_path):
-    cache = LocalCache(tmp_path)
+    cache = VersionDir(tmp_path)
     for v in ("v2", "v1", ".v3.mdl-tmp-ab"):
         cache.path(v).mkdir()
     (cache.versions / "stray-file").write_text("x")

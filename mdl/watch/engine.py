@@ -1,0 +1,346 @@
+"""The watch engine: keep a local directory in step with a model's pointer, with no downtime.
+
+Level-triggered: every registry notification (and every retry timer, SIGHUP or reconnect) wakes one
+worker thread that re-reads the desired version and reconciles: download (verified) -> swap the
+``current`` link -> notify -> report. Anything that fails leaves ``current`` where it was (fail static),
+and the attempt is retried with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from mdl.blobcache import BlobCache
+from mdl.client import Client
+from mdl.errors import HookFailed, MdlError
+from mdl.host import hostname, now_iso
+from mdl.manifest import Manifest
+from mdl.names import validate_alias, validate_name, validate_version
+from mdl.registry.base import Pointer, Watch
+from mdl.retry import Backoff, spread
+from mdl.versiondir import VersionDir
+from mdl.watch.hooks import notify
+from mdl.watch.options import Emit, WatchOptions
+from mdl.watch.prefetch import Prefetcher
+from mdl.watch.reporter import Reporter
+
+log = logging.getLogger("mdl.watch")
+LIVE_WITHIN = 30.0  # /livez fails once the loop has not turned for this long (it wakes every heartbeat)
+REGISTRY = "__registry__"  # the key of the registry's own failures among the failed versions
+
+
+class Watcher:
+    """Follows one model's alias into ``root``; see the module docstring."""
+
+    def __init__(
+        self,
+        client: Client,
+        name: str,
+        root: Path,
+        opts: WatchOptions | None = None,
+        emit: Emit | None = None,
+        on_swap: Callable[[str, Path, str | None], None] | None = None,
+    ) -> None:
+        self.client = client
+        self.name = validate_name(name)
+        self.opts = opts or WatchOptions()
+        validate_alias(self.opts.alias)
+        if self.opts.version:
+            validate_version(self.opts.version)
+        self.dir = VersionDir(root, self.name)
+        self.shared = BlobCache.from_setting(client.config["cache.dir"])
+        self.emit = emit or (lambda e: None)
+        self.on_swap = on_swap
+        self.replica_id = f"{hostname()}-{os.getpid()}-{secrets.token_hex(3)}"
+        self.desired: str | None = None
+        self.last_loop = time.monotonic()
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self.reporter = Reporter(
+            client, self.name, self.replica_id, self.opts, self.dir, lambda: self.desired, self._stop
+        )
+        self._failed: dict[str, tuple[float, int]] = {}  # version -> (next attempt, attempts)
+        self._watch: Watch | None = None
+        self._delivered: Pointer | None = None
+        self._fresh_until = 0.0  # until then the subscription's last delivery stands for the pointer
+        self._verified_current = False
+        self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
+        self._lock = threading.RLock()  # one reconcile, or one prune, at a time
+        self._fetch_lock = threading.Lock()
+
+    # -- what it tells ----------------------------------------------------------------------------
+
+    def _event(self, event: str, **data: Any) -> None:
+        doc = {"event": event, "at": now_iso(), "model": self.name, **data}
+        try:
+            self.emit(doc)
+        except Exception:  # a broken stdout never stops the loop
+            log.exception("emitting %s failed", event)
+
+    @property
+    def state(self) -> str:
+        return self.reporter.state
+
+    @property
+    def error(self) -> str | None:
+        return self.reporter.error
+
+    @property
+    def ready(self) -> bool:
+        return self.dir.current is not None and self._verified_current
+
+    def live(self) -> bool:
+        """For /livez: the loop turned lately."""
+        return time.monotonic() - self.last_loop < LIVE_WITHIN
+
+    def readiness(self) -> dict[str, Any]:
+        """For /readyz."""
+        return {"ready": self.ready, "version": self.dir.current, "state": self.state, "error": self.error}
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Cold start from disk if possible, then follow the registry in a background thread."""
+        self.dir.clean_partials()
+        self._sweep_shared()
+        current = self.dir.current
+        if current and self._resume(current):
+            self._event("resumed", version=current)
+            if self.on_swap:
+                self.on_swap(current, self.dir.path(current), None)
+        self.reporter.start()
+        self.reporter.report("syncing")
+        self._subscribe()
+        threading.Thread(target=self._loop, name=f"mdl-watch-{self.name}", daemon=True).start()
+        if self.opts.prefetch:
+            Prefetcher(
+                self.client,
+                self.name,
+                self.opts,
+                self.dir,
+                lambda v: self._fetch(v, prefetch=True),
+                self._event,
+                self._stop,
+            ).start()
+
+    def run(self) -> None:
+        """Start, and block until :meth:`stop` (what :func:`mdl.watch.run` runs for ``mdl watch``)."""
+        self.start()
+        while not self.wait(0.5):
+            pass
+
+    def resync(self) -> None:
+        """SIGHUP: forget failures, re-read the pointer and reconcile now."""
+        self._failed.clear()
+        self._fresh_until = 0.0
+        self._wake.set()
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._watch is not None:
+            self._watch.stop()
+        self.reporter.stop()
+        self.dir.clean_partials()
+        self.reporter.close()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        return self._stop.wait(timeout)
+
+    def sync_once(self) -> bool:
+        """One reconcile (``--once``): True if a verified version is current afterwards."""
+        self.dir.clean_partials()
+        self._sweep_shared()
+        current = self.dir.current
+        if current:
+            self._resume(current)
+        self._reconcile()
+        return self.ready
+
+    def _subscribe(self) -> None:
+        if self.opts.version or self.opts.poll > 0:
+            self._wake.set()
+            return
+        try:
+            self._watch = self.client.watch_pointer(self.name, self._on_pointer)
+        except MdlError as exc:
+            self._event("registry-unavailable", error=exc.message)
+            self._wake.set()  # the loop retries the subscription
+
+    def _on_pointer(self, pointer: Pointer) -> None:
+        # A whole pointer read just now, not a delta: the worker reconciles against it without
+        # reading it again (a retry or heartbeat without a new delivery re-reads).
+        self._delivered = pointer
+        self._wake.set()
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._wake.wait(self._next_retry_delay())
+            self._wake.clear()
+            self.last_loop = time.monotonic()
+            if self._stop.is_set():
+                break
+            if self._watch is None and not self.opts.version and not self.opts.poll:
+                self._subscribe()
+            try:
+                self._reconcile()
+            except Exception as exc:  # never let the loop die
+                log.exception("reconcile failed")
+                self.reporter.report("failed", f"unexpected: {exc}")
+
+    def _next_retry_delay(self) -> float:
+        delay = self.opts.poll or self.opts.heartbeat
+        if self._failed:
+            delay = min(delay, max(0.05, min(t for t, _ in self._failed.values()) - time.monotonic()))
+        return delay
+
+    def _desired(self) -> str | None:
+        if self.opts.version:
+            return self.opts.version
+        pointer, self._delivered = self._delivered, None
+        if pointer is None:
+            if self._watch is not None and self._watch.live and time.monotonic() < self._fresh_until:
+                return self.desired  # a heartbeat or a retry: every change would have been delivered
+            pointer = self.client.pointer(self.name)
+        self._fresh_until = time.monotonic() + self.opts.resync
+        return pointer.aliases.get(self.opts.alias)
+
+    def _reconcile(self) -> None:
+        report = self.reporter.report
+        with self._lock:
+            try:
+                desired = self._desired()
+            except MdlError as exc:
+                self._event("registry-unavailable", error=exc.message, serving=self.dir.current)
+                self._retry_later(REGISTRY)
+                return
+            self._failed.pop(REGISTRY, None)
+            self.desired = desired
+            current = self.dir.current
+            if desired is None:
+                ready = self.ready
+                report("ready" if ready else "waiting", None if ready else f"alias {self.opts.alias!r} is not set")
+                return
+            if desired == current and self._verified_current:
+                if self.state != "ready" or not self.reporter.registered:
+                    report("ready")
+                return
+            next_try = self._failed.get(desired)
+            if next_try and next_try[0] > time.monotonic():
+                return
+            try:
+                manifest = self._fetch(desired)
+                self._swap(desired, manifest)
+            except MdlError as exc:
+                self._retry_later(desired)
+                self._event("failed", version=desired, error=exc.message, serving=self.dir.current)
+                report("failed", f"{desired}: {exc.message}")
+                return
+            self._failed.pop(desired, None)
+            report("ready")
+            self.reporter.later(self._prune)
+
+    def _retry_later(self, key: str) -> None:
+        """Back off before the next attempt at ``key`` (a version, or the registry): a fleet that failed
+        together does not retry in lockstep."""
+        _, attempts = self._failed.get(key, (0.0, 0))
+        delay = Backoff(base=self.opts.retry_base, cap=self.opts.retry_max).delay(attempts + 1)
+        self._failed[key] = (time.monotonic() + delay, attempts + 1)
+
+    # -- local copies -----------------------------------------------------------------------------
+
+    def _resume(self, version: str) -> bool:
+        """Keep the local copy ``current`` points at if it passes its own manifest and that manifest is
+        the one the registry or storage gives for the version, whenever either answers (a copy
+        rewritten on disk together with its manifest passes its own check). With neither reachable
+        it stands: fail static. Otherwise ``current`` is dropped and the version synced afresh."""
+        m = self.dir.manifest(version)
+        reason = "local copy failed verification"
+        if m is not None and self._is_verified(version, m):
+            try:
+                known = self.client.manifest(self.name, version, from_registry=True).digest
+            except MdlError:  # unreachable, or no (valid) manifest there: what was verified stands
+                known = m.digest
+            if known == m.digest:
+                self._verified_current = True
+                return True
+            reason = f"local copy has digest {m.digest}, but the registry and storage say {known}"
+            self._verified.discard((version, m.digest))
+        self._event("discarded", version=version, reason=reason)
+        self.dir.revert(None)
+        self._verified_current = False
+        return False
+
+    def _is_verified(self, version: str, manifest: Manifest) -> bool:
+        key = (version, manifest.digest)
+        if key in self._verified and self.dir.path(version).is_dir():
+            return True  # checked by this process already: a swap need not hash it again
+        if self.dir.has_verified(version, manifest):
+            self._verified.add(key)
+            return True
+        return False
+
+    def _fetch(self, version: str, prefetch: bool = False) -> Manifest:
+        """A verified local copy of ``version`` (downloaded unless already present)."""
+        local = self.dir.manifest(version)
+        if local is not None and (version, local.digest) in self._verified and self.dir.path(version).is_dir():
+            return local  # versions are immutable: a copy this process verified needs no storage round trip
+        manifest = self.client.manifest(self.name, version, from_registry=True)
+        with self._fetch_lock:  # prefetch and reconcile never download one version twice at once
+            if self._is_verified(version, manifest):
+                return manifest
+            if self.opts.jitter > 0:
+                time.sleep(spread(self.opts.jitter))
+            self._event("downloading", version=version, bytes=manifest.bytes)
+            started = time.monotonic()
+            if not prefetch:  # a quick download is not worth a registry write; a slow one is
+                self.reporter.download_started(version)
+            try:
+                with self.client.download_slot(self.name, self.opts.max_concurrent):
+                    self.client.download(manifest, self.dir.path(version), force=True, cache=self.shared)
+            finally:
+                if not prefetch:
+                    self.reporter.download_ended()
+            self._verified.add((version, manifest.digest))
+            self._event("downloaded", version=version, seconds=round(time.monotonic() - started, 3))
+        return manifest
+
+    def _swap(self, version: str, manifest: Manifest) -> None:
+        before = self.dir.swap(version)
+        self._verified_current = True
+        try:
+            if self.on_swap:
+                self.on_swap(version, self.dir.path(version), before)
+            notify(self.opts, self.name, version, self.dir.path(version), before)
+        except Exception as exc:
+            self.dir.revert(before)  # a failing hook never leaves current on a bad version
+            self._verified_current = before is not None
+            if self.on_swap and before:
+                self.on_swap(before, self.dir.path(before), version)
+            raise exc if isinstance(exc, MdlError) else HookFailed(str(exc)) from None
+        self._event("swapped", version=version, previous=before, digest=manifest.digest)
+
+    def _prune(self) -> None:
+        with self._lock:  # never while a reconcile is choosing or swapping to a version
+            removed = self.dir.prune(self.opts.keep, self._release)
+        if removed:
+            self._event("pruned", versions=removed)
+
+    def _release(self, manifest: Manifest) -> None:
+        if self.shared is not None:  # stored files no replica on this host links to any more
+            self.shared.release(manifest.files)
+
+    def _sweep_shared(self) -> None:
+        if self.shared is not None:  # files of directories deleted wholesale, downloads that died
+            removed = self.shared.sweep()
+            if removed:
+                log.info("removed %d unused file(s) from %s", len(removed), self.shared.root)
