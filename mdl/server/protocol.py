@@ -15,13 +15,15 @@ connection does, once).
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from http import HTTPStatus
-from typing import Any, Callable
+from typing import Any
 
 from mdl.server.codec import JSON_CT, error_body
 
 OVER_CAPACITY_TIMEOUT = 1.0  # a connection past the cap gets at most this long to send its request
 MAX_HEAD_BYTES = 64 * 1024  # a request line and headers larger than this get 431 (h11's own limit is 16 KiB)
+LINGER_SECONDS = 2.0  # after a refusal, how long what the client still sends is read and dropped
 
 
 class _Bounded:
@@ -31,6 +33,7 @@ class _Bounded:
     max_connections: int
     _timer: asyncio.TimerHandle | None = None
     _head_bytes = 0  # bytes received while a request's head is incomplete
+    _lingering = False  # refused: the answer is sent, what still arrives is dropped until the close
     # set by uvicorn's protocol classes
     app: Any
     connections: set
@@ -41,7 +44,7 @@ class _Bounded:
     def _waiting_for_head(self) -> bool:
         raise NotImplementedError
 
-    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+    def connection_made(self, transport: asyncio.Transport) -> None:
         super().connection_made(transport)  # type: ignore[misc]
         timeout = self.read_timeout
         if len(self.connections) > self.max_connections:
@@ -50,13 +53,16 @@ class _Bounded:
         self._timer = self.loop.call_later(timeout, self._read_timed_out)
 
     def data_received(self, data: bytes) -> None:
+        if self._lingering:
+            return
         super().data_received(data)  # type: ignore[misc]
+        if self._lingering:  # the parser refused the request (send_400_response)
+            return
         if self._waiting_for_head():  # part of a head came (or stray bytes between requests)
             self._head_bytes += len(data)
             if self._head_bytes > MAX_HEAD_BYTES and not self.transport.is_closing():
                 # httptools keeps every header it is sent: bound what a head may hold
-                self.transport.write(self._raw_error(431, f"request line and headers over {MAX_HEAD_BYTES} bytes"))
-                self.transport.close()
+                self._refuse(self._raw_error(431, f"request line and headers over {MAX_HEAD_BYTES} bytes"))
                 return
             if self._timer is None and not self.transport.is_closing():
                 self._timer = self.loop.call_later(self.read_timeout, self._read_timed_out)
@@ -78,8 +84,23 @@ class _Bounded:
 
     def send_400_response(self, msg: str) -> None:
         """uvicorn's answer to what its parser rejects, as JSON."""
-        self.transport.write(self._raw_error(400, "invalid HTTP request (the parser rejected it)"))
-        self.transport.close()
+        self._refuse(self._raw_error(400, "invalid HTTP request (the parser rejected it)"))
+
+    def _refuse(self, answer: bytes) -> None:
+        """Send ``answer`` and close, as a lingering close: closing a socket with unread bytes makes the
+        kernel reset the connection, and a reset can destroy the answer before the client reads it. So
+        the write side is shut first and what the client still sends is dropped, until it closes or
+        LINGER_SECONDS pass."""
+        self.transport.write(answer)
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if not self.transport.can_write_eof():
+            self.transport.close()
+            return
+        self._lingering = True
+        self.transport.write_eof()
+        self._timer = self.loop.call_later(LINGER_SECONDS, self.transport.close)
 
     def _raw_error(self, status: int, message: str) -> bytes:
         body = error_body(message)
@@ -90,9 +111,18 @@ class _Bounded:
 
     async def _over_capacity(self, scope: dict, receive: Callable, send: Callable) -> None:
         body = error_body(f"too many connections: this server takes at most {self.max_connections} at a time")
-        await send({"type": "http.response.start", "status": 503,
-                    "headers": [(b"content-type", JSON_CT), (b"content-length", str(len(body)).encode()),
-                                (b"retry-after", b"1"), (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 503,
+                "headers": [
+                    (b"content-type", JSON_CT),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"retry-after", b"1"),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 
@@ -111,5 +141,8 @@ def protocol_class(read_timeout: float, max_connections: int, httptools: bool = 
         def waiting(self: Any) -> bool:
             return self.conn.their_state is h11.IDLE
 
-    return type(f"Bounded{base.__name__}", (_Bounded, base),
-                {"read_timeout": read_timeout, "max_connections": max_connections, "_waiting_for_head": waiting})
+    return type(
+        f"Bounded{base.__name__}",
+        (_Bounded, base),
+        {"read_timeout": read_timeout, "max_connections": max_connections, "_waiting_for_head": waiting},
+    )
