@@ -7,9 +7,7 @@ local cluster, which the ``cluster`` fixture starts (idempotently) through ``mdl
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Iterator
@@ -19,10 +17,7 @@ import pytest
 from mdl.client import Client
 from mdl.config import Config, load
 
-BACKENDS = [b for b in os.environ.get("MDL_TEST_BACKENDS", "embedded,distributed").split(",") if b]
-WEBHDFS_URL = "webhdfs://127.0.0.1:19870"
-ZK_HOSTS = "127.0.0.1:12181,127.0.0.1:12182,127.0.0.1:12183"
-MDL = shutil.which("mdl", path=str(Path(sys.executable).parent)) or "mdl"
+from .helpers import BACKENDS, MDL, WEBHDFS_URL, ZK_HOSTS, Fleet, use_backend
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -61,10 +56,7 @@ def cluster() -> dict:
 
 @pytest.fixture(params=BACKENDS)
 def backend(request: pytest.FixtureRequest) -> str:
-    if request.param == "distributed":
-        request.getfixturevalue("cluster")
-        request.node.add_marker(pytest.mark.cluster)
-    return request.param
+    return use_backend(request)
 
 
 @pytest.fixture
@@ -143,14 +135,9 @@ def run_mdl(backend_env: dict[str, str]):
     return run
 
 
-def write_stored(client: Client, name: str, version: str, rel: str, data: bytes) -> None:
-    """Overwrite a stored file behind mdl's back (to simulate corruption), on any backend."""
-    storage = client.storage
-    if hasattr(storage, "root") and isinstance(storage.root, Path):
-        (storage.root / name / version / rel).write_bytes(data)
-        return
-    from hdfs import InsecureClient
-
-    hdfs = InsecureClient("http://" + WEBHDFS_URL.split("://", 1)[1], user=client.config["storage.user"] or "root")
-    path = f"{client.config['storage.root']}/{name}/{version}/{rel}"
-    hdfs.write(path, data=data, overwrite=True)
+@pytest.fixture
+def fleet(run_mdl, backend_env: dict[str, str], tmp_path: Path) -> Iterator[Fleet]:
+    """``mdl watch`` processes on the test backend (see helpers.Fleet), stopped at teardown."""
+    f = Fleet(run_mdl, backend_env, tmp_path)
+    yield f
+    f.stop()

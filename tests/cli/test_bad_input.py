@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import write_stored
 from ..contract.backdoor import read_pointer, write_pointer
+from ..helpers import BACKENDS, write_stored
 
 FAILED, USAGE, NOT_FOUND, CONFLICT, CONFIG, INTEGRITY = 1, 2, 3, 4, 7, 8
 
@@ -51,7 +51,7 @@ def world(cli, client, tmp_path):
     return tmp_path
 
 
-CONFIG_FILES = {  # bad config files, one per kind of mistake
+CONFIG_FILES: dict[str, str | bytes] = {  # bad config files, one per kind of mistake
     "latin1.yaml": "output: json  # café\n".encode("latin-1"),
     "cc-list.yaml": "current-context: [a]\ncontexts:\n  a: {}\n",
     "cc-not-mapping.yaml": "current-context: a\ncontexts:\n  a: [output, json]\n",
@@ -132,7 +132,8 @@ CASES = [
     ("pull-onto-file", ["pull", "lr", "-d", "{t}/model.pkl"], USAGE, "not a directory"),
     ("list-unknown-model", ["list", "nomodel"], NOT_FOUND, "does not exist"),
     ("history-unknown-model", ["history", "nomodel"], NOT_FOUND, "does not exist"),
-    ("config-unknown-key", ["--config", "{t}/unknown-key.yaml", "list"], CONFIG, "unknown configuration key 'storage.urll'"),
+    ("config-unknown-key", ["--config", "{t}/unknown-key.yaml", "list"], CONFIG,
+     "unknown configuration key 'storage.urll'"),
     ("config-malformed", ["--config", "{t}/broken.yaml", "list"], CONFIG, "not valid YAML"),
     ("config-wrong-type", ["--config", "{t}/wrong-type.yaml", "list"], CONFIG, "transfer.jobs"),
     ("config-missing-file", ["--config", "{t}/nope.yaml", "list"], CONFIG, "does not exist"),
@@ -336,18 +337,23 @@ BAD_POINTERS = [
 
 
 @pytest.mark.parametrize("raw,needle", [c[1:] for c in BAD_POINTERS], ids=[c[0] for c in BAD_POINTERS])
-def test_a_corrupted_pointer_is_an_integrity_failure(cli, client, world, raw, needle):
+@pytest.mark.parametrize("backend", BACKENDS, indirect=True)
+def test_a_corrupted_pointer_is_an_integrity_failure(cli, client, world, backend, raw, needle):
     """The pointer document is written behind mdl's back (SQLite row / ZooKeeper node): every command
-    that reads it says so in one line with exit 8 and changes nothing, the pointer least of all."""
+    that reads it says so in one line with exit 8 and changes nothing, the pointer least of all.
+    On every backend: where the error line says the pointer is, and the hint, are the backend's own."""
     write_pointer(client.registry, "lr", raw)
     stored, history = read_pointer(client.registry, "lr"), len(client.registry.history("lr"))
     before = snapshot_storage(client)
     around = outside(world)
+    where, fix = {"embedded": ("the pointer of 'lr' (row 'lr' of table pointers in ", "hint: fix or delete that row"),
+                  "distributed": ("the pointer of 'lr' (znode /", "hint: fix or delete that znode")}[backend]
     for argv in (["list", "lr"], ["promote", "lr", "v2"], ["rollback", "lr", "--alias", "stable"],
                  ["pull", "lr", "-d", str(world / "o")], ["status", "lr", "-o", "json"], ["list"]):
         r = cli(*argv)
         check_one_clear_line(r, INTEGRITY, "the pointer of 'lr' (")
         assert needle in r.stderr.splitlines()[0], r.stderr
+        assert where in r.stderr.splitlines()[0] and r.stderr.splitlines()[1].startswith(fix), r.stderr
     r = cli("watch", "lr", "-d", str(world / "o"), "--once", "-o", "json")  # fails static: nothing served
     lines = r.stderr.splitlines()
     assert r.exit_code == FAILED and lines[0].startswith("error: lr: no verified version in "), lines

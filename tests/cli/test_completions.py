@@ -6,16 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from ..conftest import MDL
-
-ROOT = Path(__file__).resolve().parents[2]
+from ..helpers import MDL, REPO
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
 def test_completion_scripts_are_current(shell):
     env = {**os.environ, "_MDL_COMPLETE": f"source_{shell}"}
     generated = subprocess.run([MDL], env=env, capture_output=True, text=True, check=True).stdout
-    committed = (ROOT / "completions" / f"mdl.{shell}").read_text()
+    committed = (REPO / "completions" / f"mdl.{shell}").read_text()
     assert generated == committed, f"regenerate: _MDL_COMPLETE=source_{shell} mdl > completions/mdl.{shell}"
     assert "_MDL_COMPLETE" in committed
 

@@ -8,7 +8,7 @@ import pytest
 
 from mdl.cli.app import COMMANDS, command_of
 
-from ..conftest import MDL
+from ..helpers import MDL
 
 PYTHON = str(Path(MDL).parent / "python")
 

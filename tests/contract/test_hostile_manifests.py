@@ -18,8 +18,7 @@ from mdl.errors import IntegrityError
 from mdl.manifest import MANIFEST_NAME, FileEntry, digest_of
 from mdl.watch import Watcher
 
-from ..conftest import write_stored
-from .test_storage_contract import make_model
+from ..helpers import make_model, write_stored
 
 PAYLOAD = b"#!/bin/sh\necho owned\n"
 VICTIM = b"precious bytes"

@@ -16,8 +16,8 @@ import pytest
 from mdl.errors import IntegrityError
 from mdl.registry.base import NO_REVISION
 
+from ..helpers import make_model, until
 from .backdoor import add_history, add_model_named, hostile_replicas, read_pointer, write_pointer
-from .test_storage_contract import make_model
 
 BAD_POINTERS = [
     ("not-json", b"latest=v1"),
@@ -82,9 +82,7 @@ def test_a_watch_survives_a_bad_pointer_and_follows_the_fix(lr, caplog):
         assert got.wait(10) and seen[-1] == {"latest": "v1"}
         got.clear()
         write_pointer(lr.registry, "lr", b'{"latest": "../../../etc"}')
-        deadline = time.monotonic() + 3
-        while time.monotonic() < deadline and "'../../../etc'" not in caplog.text:
-            time.sleep(0.05)
+        until(lambda: "'../../../etc'" in caplog.text, 3, what="the bad pointer to be logged")
         assert "the pointer of 'lr'" in caplog.text and "'../../../etc'" in caplog.text
         assert not got.is_set() and w.live  # nothing delivered, the watch still runs
         write_pointer(lr.registry, "lr", b"not json either")

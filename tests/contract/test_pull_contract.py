@@ -7,8 +7,7 @@ import pytest
 from mdl.errors import Conflict, IntegrityError, NotFound
 from mdl.manifest import MANIFEST_NAME
 
-from ..conftest import write_stored
-from .test_storage_contract import make_dir, make_model
+from ..helpers import MDL, make_dir, make_model, until, write_stored
 
 
 def test_pull_gives_a_verified_copy_of_the_alias(client, tmp_path):
@@ -128,9 +127,6 @@ def test_a_killed_pull_leaves_nothing_for_long(client, backend, backend_env, tmp
     import os
     import signal
     import subprocess
-    import time
-
-    from ..conftest import MDL
 
     big = tmp_path / "src" / "big.bin"
     big.parent.mkdir()
@@ -140,10 +136,14 @@ def test_a_killed_pull_leaves_nothing_for_long(client, backend, backend_env, tmp
     out = tmp_path / "pulled" / "out"
     proc = subprocess.Popen([MDL, "pull", "big", "-d", str(out)], env={**os.environ, **backend_env},
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while not any(".mdl-tmp-" in n for n in _names(out.parent)):  # the download has begun
-        assert proc.poll() is None and time.monotonic() < deadline
-        time.sleep(0.002)
+
+    def download_begun() -> bool:
+        if any(".mdl-tmp-" in n for n in _names(out.parent)):
+            return True
+        assert proc.poll() is None, proc.communicate()  # it ended before its download began
+        return False
+
+    until(download_begun, 60, 0.002)
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=60)
     if sig == "SIGTERM":

@@ -8,7 +8,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import mdl.client
 
-from .test_storage_contract import make_model
+from ..helpers import make_model
 
 BASE = "20261202T022902Z"
 
@@ -18,7 +18,7 @@ def test_concurrent_default_ids_take_the_next_free_suffix(make_client, tmp_path,
     sources = [make_model(tmp_path / str(i), f"model {i}".encode()) for i in range(6)]
     clients = [make_client() for _ in sources]
     with ThreadPoolExecutor(len(sources)) as pool:
-        results = list(pool.map(lambda cs: cs[0].push("lr", cs[1]), zip(clients, sources)))
+        results = list(pool.map(lambda cs: cs[0].push("lr", cs[1]), zip(clients, sources, strict=True)))
     versions = sorted(r.version for r in results)
     assert len(set(versions)) == len(sources)
     assert all(re.fullmatch(rf"{BASE}(-\d\d)?", v) for v in versions), versions

@@ -17,7 +17,7 @@ from mdl.errors import CasConflict, Conflict, NotFound
 from mdl.manifest import Manifest
 from mdl.registry.base import MANIFEST_COPY_MAX, NO_REVISION
 
-from .test_storage_contract import make_model
+from ..helpers import make_model, until
 
 
 @pytest.fixture
@@ -122,7 +122,7 @@ def test_concurrent_promotes_lose_no_update(make_client, versions):
     changed = [m for m in moves if m.changed]
     assert len(history) == len(changed)
     assert make_client().pointer("lr").aliases["latest"] == history[-1].to_version
-    for prev, cur in zip(history, history[1:]):
+    for prev, cur in zip(history, history[1:], strict=False):
         assert cur.from_version == prev.to_version  # a chain: no move was lost
 
 
@@ -159,7 +159,12 @@ def test_watch_delivers_current_pointer_then_every_change(make_client, versions)
 def test_watch_on_a_model_without_pointer_starts_empty(make_client, versions):
     seen: list[dict] = []
     ev = threading.Event()
-    w = make_client().registry.watch("lr", lambda p: (seen.append(dict(p.aliases)), ev.set()))
+
+    def on_change(p) -> None:
+        seen.append(dict(p.aliases))
+        ev.set()
+
+    w = make_client().registry.watch("lr", on_change)
     try:
         assert ev.wait(5) and seen[0] == {}
         ev.clear()
@@ -195,19 +200,48 @@ time.sleep(600)
 def test_a_replica_disappears_when_its_process_dies(backend_env, make_client):
     env = {**os.environ, **backend_env}
     child = subprocess.Popen([sys.executable, "-c", REPLICA_CHILD], env=env, stdout=subprocess.PIPE)
+    assert child.stdout is not None
     try:
         assert child.stdout.readline().strip() == b"registered"
         view = make_client().registry
         assert [r.id for r in view.list_replicas("lr")] == ["child"]
         child.send_signal(signal.SIGKILL)
         child.wait()
-        deadline = time.monotonic() + float(backend_env.get("MDL_REGISTRY_TIMEOUT", "10")) * 3 + 5
-        while view.list_replicas("lr") and time.monotonic() < deadline:
-            time.sleep(0.2)
-        assert view.list_replicas("lr") == []
+        until(lambda: view.list_replicas("lr") == [], float(backend_env.get("MDL_REGISTRY_TIMEOUT", "10")) * 3 + 5,
+              0.2, what="the dead process's replica to disappear")
     finally:
         child.kill()
         child.wait()
+
+
+def test_download_slots_cap_a_fleet_and_free_when_released(make_client):
+    """At most ``limit`` holders at once across independent clients (sessions); released slots are free
+    again. (That a ZooKeeper holder's slots free when its session ends: tests/integration.)"""
+    regs = [make_client().registry for _ in range(3)]
+    active, peak, lock = [0], [0], threading.Lock()
+
+    def work(i: int) -> None:
+        with regs[i % 3].download_slot("lr", 2):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            time.sleep(0.15)
+            with lock:
+                active[0] -= 1
+
+    with ThreadPoolExecutor(7) as pool:
+        list(pool.map(work, range(7)))
+    assert peak[0] == 2
+    both = threading.Event()
+
+    def take_both() -> None:
+        with regs[0].download_slot("lr", 2), regs[1].download_slot("lr", 2):
+            both.set()
+
+    t = threading.Thread(target=take_both, daemon=True)  # (a daemon: the test fails, not hangs, if it blocks)
+    t.start()
+    assert both.wait(10), "a released slot is still taken"
+    t.join(10)
 
 
 def test_pointer_document_is_json_any_reader_understands(client, versions):

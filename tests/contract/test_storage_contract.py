@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
@@ -12,20 +11,7 @@ from mdl.errors import Conflict, InvalidInput, NotFound, VersionExists
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, digest_of
 from mdl.names import VERSION_TIME_FORMAT
 
-
-def make_model(tmp_path: Path, content: bytes = b"\x80\x04model-bytes", name: str = "model.pkl") -> Path:
-    p = tmp_path / "src" / name
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_bytes(content)
-    return p
-
-
-def make_dir(tmp_path: Path, files: dict[str, bytes]) -> Path:
-    root = tmp_path / "srcdir"
-    for rel, data in files.items():
-        (root / rel).parent.mkdir(parents=True, exist_ok=True)
-        (root / rel).write_bytes(data)
-    return root
+from ..helpers import make_dir, make_model
 
 
 def read(client, name, version, rel) -> bytes:

@@ -15,15 +15,15 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import uuid
-from pathlib import Path
 
 import pytest
 
 from mdl import devcluster as dc
 
+from ..helpers import REPO, until
+
 pytestmark = pytest.mark.cluster
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
@@ -140,7 +140,8 @@ def test_status_reports_everything(cluster: dict) -> None:
     ports = st["info"]["ports"]
     assert hdfs["namenode"] == {"rpc_port": ports["namenode_rpc"], "http_port": ports["namenode_http"]}
     if ports["offset"] == 0:
-        assert (ports["namenode_rpc"], ports["namenode_http"], ports["zk_client"]) == (19820, 19870, [12181, 12182, 12183])
+        assert (ports["namenode_rpc"], ports["namenode_http"], ports["zk_client"]) == (
+            19820, 19870, [12181, 12182, 12183])
     assert [d["index"] for d in hdfs["datanodes"]] == [0, 1, 2]
     assert all(d["running"] and d["xfer_port"] and d["http_port"] for d in hdfs["datanodes"])
     servers = st["zookeeper"]["servers"]
@@ -158,18 +159,18 @@ def test_status_reports_everything(cluster: dict) -> None:
 
 
 def test_cli_status_and_env(cluster: dict) -> None:
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO_ROOT), os.environ.get("PYTHONPATH")])))
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
     out = subprocess.run([sys.executable, "-m", "mdl.devcluster", "status"], capture_output=True, text=True,
-                         env=env, cwd=REPO_ROOT, timeout=60)
+                         env=env, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["healthy"] is True
     out = subprocess.run([sys.executable, "-m", "mdl.devcluster", "env"], capture_output=True, text=True,
-                         env=env, cwd=REPO_ROOT, timeout=60)
+                         env=env, cwd=REPO, timeout=60)
     assert out.returncode == 0, out.stderr
     assert [ln.split("=", 1)[0] for ln in out.stdout.splitlines()] == [
         "export MDL_STORAGE_URL", "export MDL_STORAGE_USER", "export MDL_REGISTRY_URL"]
     out = subprocess.run([sys.executable, "-m", "mdl.devcluster", "datanode", "stop", "7"], capture_output=True,
-                         text=True, env=env, cwd=REPO_ROOT, timeout=60)
+                         text=True, env=env, cwd=REPO, timeout=60)
     assert out.returncode == 2  # usage error, nothing stopped
 
 
@@ -263,18 +264,13 @@ def test_zookeeper_survives_losing_the_leader(cluster: dict) -> None:
         dc.stop_zk(leader)
         assert mode_of(ports[leader]) is None
         others = [sid for sid in ports if sid != leader]
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            modes = sorted(str(mode_of(ports[sid])) for sid in others)
-            if modes == ["follower", "leader"]:
-                break
-            time.sleep(0.1)
-        assert modes == ["follower", "leader"]
+        until(lambda: sorted(str(mode_of(ports[sid])) for sid in others) == ["follower", "leader"], 15, 0.1,
+              what="the other two servers to elect a new leader")
         assert "Zookeeper version: 3.9.5" in srvr(ports[others[0]])
     finally:
         res = dc.start_zk(leader)
     assert res["mode"] in ("leader", "follower")
-    assert sorted(mode_of(p) for p in ports.values()) == ["follower", "follower", "leader"]
+    assert sorted(str(mode_of(p)) for p in ports.values()) == ["follower", "follower", "leader"]
 
 
 def test_zk_all_stop_and_start(cluster: dict) -> None:

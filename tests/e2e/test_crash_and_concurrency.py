@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 
-from ..conftest import MDL
+from ..helpers import MDL
 
 
 def versions(run_mdl) -> list[str]:
@@ -49,7 +49,8 @@ def test_sigkill_during_push_never_exposes_a_partial_version(run_mdl, backend_en
     r = run_mdl("clean", "--older-than", "0", "-o", "json")
     assert r.returncode == 0
     assert all("/.mdl-staging/" in e["path"] for e in json.loads(r.stdout)["removed"])
-    assert set(versions(run_mdl)) == seen | {json.loads(run_mdl("list", "lr", "-o", "json").stdout)["versions"][0]["version"]}
+    newest = json.loads(run_mdl("list", "lr", "-o", "json").stdout)["versions"][0]["version"]
+    assert set(versions(run_mdl)) == seen | {newest}
 
 
 def test_eight_concurrent_promote_processes_lose_nothing(run_mdl, backend_env, tmp_path):
@@ -65,7 +66,7 @@ def test_eight_concurrent_promote_processes_lose_nothing(run_mdl, backend_env, t
     history = json.loads(run_mdl("history", "lr", "-o", "json").stdout)["history"]
     assert len(history) == 8
     assert sorted(h["to"] for h in history) == [f"v{i}" for i in range(1, 9)]
-    for prev, cur in zip(history, history[1:]):
+    for prev, cur in zip(history, history[1:], strict=False):
         assert cur["from"] == prev["to"]
     pointer = json.loads(run_mdl("list", "-o", "json").stdout)["models"][0]["aliases"]
     assert pointer == {"latest": history[-1]["to"]}

@@ -9,7 +9,7 @@ import pytest
 
 from mdl import devcluster
 
-from ..conftest import ZK_HOSTS
+from ..helpers import ZK_HOSTS
 
 pytestmark = pytest.mark.cluster
 

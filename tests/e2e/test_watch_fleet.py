@@ -3,59 +3,10 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
 import time
-from pathlib import Path
 
-import pytest
-
-from ..conftest import MDL, write_stored
-
-
-class Fleet:
-    def __init__(self, run_mdl, backend_env, tmp_path: Path) -> None:
-        self.run_mdl, self.env, self.tmp = run_mdl, {**os.environ, **backend_env}, tmp_path
-        self.procs: list[subprocess.Popen] = []
-
-    def start(self, n: int, *extra: str, name: str = "lr") -> list[Path]:
-        dirs = []
-        for i in range(len(self.procs), len(self.procs) + n):
-            d = self.tmp / f"replica-{i}"
-            self.procs.append(subprocess.Popen([MDL, "watch", name, "-d", str(d), "-o", "json", *extra],
-                                               env=self.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE))
-            dirs.append(d)
-        return dirs
-
-    def replicas(self, name: str = "lr") -> list[dict]:
-        r = self.run_mdl("status", name, "-o", "json")
-        assert r.returncode == 0, r.stderr
-        return json.loads(r.stdout)["replicas"]
-
-    def wait_registered(self, n: int, name: str = "lr", timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while len(self.replicas(name)) < n:
-            assert time.monotonic() < deadline, "watchers did not register"
-            time.sleep(0.2)
-
-    def stop(self) -> None:
-        for p in self.procs:
-            if p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-        for p in self.procs:
-            try:
-                p.wait(15)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
-@pytest.fixture
-def fleet(run_mdl, backend_env, tmp_path):
-    f = Fleet(run_mdl, backend_env, tmp_path)
-    yield f
-    f.stop()
+from ..helpers import current, until, write_stored
 
 
 def push_versions(run_mdl, tmp_path, n: int, name: str = "lr") -> list[str]:
@@ -67,13 +18,6 @@ def push_versions(run_mdl, tmp_path, n: int, name: str = "lr") -> list[str]:
         assert run_mdl("push", name, str(p), "--version", f"v{i}").returncode == 0
         out.append(f"v{i}")
     return out
-
-
-def current(d: Path) -> str | None:
-    try:
-        return Path(os.readlink(d / "current")).name
-    except OSError:
-        return None
 
 
 def test_five_watchers_follow_promotions_and_promote_wait_waits_for_all(fleet, run_mdl, tmp_path):
@@ -119,10 +63,7 @@ def test_a_corrupt_version_is_refused_and_promote_wait_rolls_back(fleet, run_mdl
     assert [current(d) for d in dirs] == ["v1", "v1"]
     pointer = json.loads(run_mdl("list", "-o", "json").stdout)["models"][0]["aliases"]
     assert pointer == {"latest": "v1"}
-    deadline = time.monotonic() + 30
-    while any(x["state"] != "ready" for x in fleet.replicas()):
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    until(lambda: all(x["state"] == "ready" for x in fleet.replicas()), 30, 0.2, what="every watcher ready again")
 
 
 def test_promote_wait_times_out_naming_laggards(fleet, run_mdl, tmp_path):
@@ -144,12 +85,9 @@ def test_sigterm_deregisters_and_sigkill_replica_disappears(fleet, run_mdl, tmp_
     started = time.monotonic()
     term.send_signal(signal.SIGTERM)
     assert term.wait(10) == 0
-    while len(fleet.replicas()) != 1:
-        assert time.monotonic() - started < 10
-        time.sleep(0.1)
+    until(lambda: len(fleet.replicas()) == 1, 10 - (time.monotonic() - started), 0.1,
+          what="the SIGTERMed watcher to deregister")
     kill.send_signal(signal.SIGKILL)
     kill.wait()
-    deadline = time.monotonic() + float(backend_env.get("MDL_REGISTRY_TIMEOUT", "10")) * 3 + 5
-    while fleet.replicas():
-        assert time.monotonic() < deadline
-        time.sleep(0.2)
+    until(lambda: fleet.replicas() == [], float(backend_env.get("MDL_REGISTRY_TIMEOUT", "10")) * 3 + 5, 0.2,
+          what="the SIGKILLed watcher's replica to disappear")

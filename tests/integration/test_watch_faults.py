@@ -12,7 +12,7 @@ import pytest
 from mdl import devcluster
 from mdl.manifest import hash_file
 
-from ..e2e.test_watch_fleet import Fleet, current
+from ..helpers import current
 
 pytestmark = pytest.mark.cluster
 
@@ -20,13 +20,6 @@ pytestmark = pytest.mark.cluster
 @pytest.fixture(params=["distributed"])
 def backend(request, cluster):
     return request.param
-
-
-@pytest.fixture
-def fleet(run_mdl, backend_env, tmp_path):
-    f = Fleet(run_mdl, backend_env, tmp_path)
-    yield f
-    f.stop()
 
 
 def serving_is_valid(d: Path, version: str, content: bytes) -> bool:

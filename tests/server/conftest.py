@@ -7,7 +7,6 @@ import os
 import pickle
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -16,9 +15,8 @@ from typing import Any, Callable, Iterator
 import httpx
 import pytest
 
-from ..conftest import MDL
+from ..helpers import MDL, REPO, until
 
-REPO = Path(__file__).resolve().parents[2]
 INFER_BODY = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
 
 
@@ -109,20 +107,23 @@ class ServerProc:
 
     def wait_ready(self, version: str | None = None, timeout: float = 60) -> str:
         """Wait until the server answers ready (with ``version`` if given); returns the version."""
-        deadline = time.monotonic() + timeout
+        started = time.monotonic()
         url = self.url
-        last: Any = None
-        while time.monotonic() < deadline:
+        last: list[Any] = [None]
+
+        def ready() -> str | None:
             assert self.proc.poll() is None, f"server exited {self.proc.returncode}: {self.log.read_text()[-3000:]}"
             try:
                 r = httpx.get(url + "/v2/health/ready", timeout=5)
-                last = r.json()
-                if r.status_code == 200 and (version is None or last["version"] == version):
-                    return last["version"]
+                last[0] = r.json()
+                if r.status_code == 200 and (version is None or last[0]["version"] == version):
+                    return last[0]["version"]
             except httpx.HTTPError as exc:
-                last = exc
-            time.sleep(0.05)
-        raise AssertionError(f"server not ready on {version}: {last}")
+                last[0] = exc
+            return None
+
+        return until(ready, timeout - (time.monotonic() - started),
+                     what=lambda: f"the server to be ready on {version} (last answer: {last[0]})")
 
     def stop(self, sig: int = signal.SIGTERM, timeout: float = 20) -> int:
         if self.proc.poll() is None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import json
 import signal
-import time
 
 import httpx
 
+from ..helpers import until
 from .conftest import infer, push
 
 
@@ -24,10 +24,8 @@ def test_three_servers_are_discovered_killed_one_disappears_promote_waits_for_al
     for s in servers:
         s.wait_ready("v1")
     urls = sorted(s.url for s in servers)
-    deadline = time.monotonic() + 30
-    while _endpoints(mdl) != urls:  # each registers "ready" right after its first load
-        assert time.monotonic() < deadline, _endpoints(mdl)
-        time.sleep(0.1)
+    until(lambda: _endpoints(mdl) == urls, 30, 0.1,  # each registers "ready" right after its first load
+          what=lambda: f"endpoints {urls}, not {_endpoints(mdl)}")
     doc = json.loads(mdl("endpoints", "iris", "-o", "json").stdout)
     assert [e["url"] for e in doc["endpoints"]] == urls
     assert {(e["version"], e["alias"], e["state"]) for e in doc["endpoints"]} == {("v1", "latest", "ready")}
@@ -39,10 +37,8 @@ def test_three_servers_are_discovered_killed_one_disappears_promote_waits_for_al
     victim = servers.pop(1)
     victim.stop(signal.SIGKILL)  # no chance to deregister: the registry notices the process is gone
     live = sorted(s.url for s in servers)
-    deadline = time.monotonic() + float(backend_env.get("MDL_REGISTRY_TIMEOUT", "10")) * 3 + 10
-    while _endpoints(mdl) != live:
-        assert time.monotonic() < deadline, _endpoints(mdl)
-        time.sleep(0.2)
+    until(lambda: _endpoints(mdl) == live, float(backend_env.get("MDL_REGISTRY_TIMEOUT", "10")) * 3 + 10, 0.2,
+          what=lambda: f"endpoints {live} without the killed one, not {_endpoints(mdl)}")
 
     r = mdl("promote", "iris", "v2", "--wait", "--timeout", "60")
     assert r.returncode == 0, r.stderr

@@ -9,7 +9,7 @@ import json
 
 from mdl.manifest import MANIFEST_NAME, FileEntry, digest_of
 
-from ..conftest import write_stored
+from ..helpers import write_stored
 from .conftest import infer, push
 
 

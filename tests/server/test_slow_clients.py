@@ -19,6 +19,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
+from ..helpers import until
 from .conftest import INFER_BODY, REPO, ServerProc, clean_env
 
 READ_TIMEOUT = 2.0
@@ -80,6 +81,7 @@ def capped(mdl_cmd, home, impl):
 
 def _connect(url: str) -> socket.socket:
     u = urlsplit(url)
+    assert u.port is not None, url
     return socket.create_connection((u.hostname, u.port), timeout=5)
 
 
@@ -210,12 +212,13 @@ def test_a_connection_past_the_cap_gets_a_fast_503(capped):
     finally:
         for s in held:
             s.close()
-    deadline = time.monotonic() + 5
-    while True:  # the server sees the closes at once; allow for the scheduler anyway
+
+    def served() -> httpx.Response | None:
         r = httpx.post(url + "/v2/models/iris/infer", json=INFER_BODY, timeout=5)
-        if r.status_code == 200 or time.monotonic() > deadline:
-            break
-        time.sleep(0.05)
+        return r if r.status_code == 200 else None
+
+    # the server sees the closes at once; allow for the scheduler anyway
+    r = until(served, 5, what="a new connection to be served once the held ones closed")
     assert r.status_code == 200 and r.json()["model_version"] == "v1"
 
 
@@ -259,7 +262,8 @@ def test_an_endless_head_is_refused_past_its_limit(strict, impl):
 
 
 def test_help_names_the_limits_and_the_pickle_risk(mdl_cmd):
-    r = subprocess.run([*mdl_cmd, "serve", "--help"], capture_output=True, text=True, env={**os.environ, "COLUMNS": "200"})
+    r = subprocess.run([*mdl_cmd, "serve", "--help"], capture_output=True, text=True,
+                       env={**os.environ, "COLUMNS": "200"})
     assert r.returncode == 0, r.stderr
     text = " ".join(r.stdout.split())
     assert "--read-timeout" in text and "--max-connections" in text

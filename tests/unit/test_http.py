@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from mdl.storage.http import Http, HttpError, body_reader, release
+
+from ..helpers import http_server
 
 
 def free_port() -> int:
@@ -39,11 +40,8 @@ class _Handler(BaseHTTPRequestHandler):
 @pytest.fixture
 def server():
     _Handler.seen = []
-    srv = ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
-    threading.Thread(target=srv.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{srv.server_address[1]}"
-    srv.shutdown()
-    srv.server_close()
+    with http_server(_Handler) as srv:
+        yield f"http://127.0.0.1:{srv.server_address[1]}"
 
 
 def test_params_go_only_on_urls_built_from_a_path(server):
@@ -64,7 +62,8 @@ def test_an_iterable_body_goes_with_its_length_not_chunked(server):
 
     Http().request("PUT", server + "/dn", body=Body())
     method, _, headers, body = _Handler.seen[0]
-    assert (method, headers.get("Content-Length"), headers.get("Transfer-Encoding"), body) == ("PUT", "6", None, b"abcdef")
+    assert (method, headers.get("Content-Length"), headers.get("Transfer-Encoding"), body) == (
+        "PUT", "6", None, b"abcdef")
 
 
 def test_a_streamed_body_read_to_the_end_keeps_the_connection(server):
@@ -76,6 +75,7 @@ def test_a_streamed_body_read_to_the_end_keeps_the_connection(server):
     release(resp)
     assert got == 100_000
     pool = web._direct.connection_from_url(server)
+    assert pool.pool is not None
     assert pool.num_connections == 1 and pool.pool.qsize() == pool.pool.maxsize  # back in the pool
     web.request("GET", server + "/small")
     assert pool.num_connections == 1  # reused, not a new one
