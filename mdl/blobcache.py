@@ -16,9 +16,9 @@ from __future__ import annotations
 
 import fcntl
 import os
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterator
 
 from mdl.errors import IntegrityError
 from mdl.manifest import FileEntry, file_matches, is_sha256
@@ -29,7 +29,7 @@ class BlobCache:
         self.root = Path(root).absolute()
 
     @classmethod
-    def from_setting(cls, value: str | None) -> "BlobCache | None":
+    def from_setting(cls, value: str | None) -> BlobCache | None:
         """``cache.dir``: a path, or empty / ``none`` / ``off`` for no shared store."""
         if not value or value.strip().lower() in ("none", "off", "false", "0"):
             return None
@@ -158,4 +158,3 @@ class BlobCache:
             finally:
                 os.close(fd)
         return removed
-

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import Any, Callable, Mapping, NamedTuple
+from typing import Any, NamedTuple
 
 from mdl.errors import ConfigError
 
@@ -43,27 +44,46 @@ class Setting(NamedTuple):  # a NamedTuple: cheaper at start-up than a dataclass
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("storage.url", str, lambda: "file://" + str(data_home() / "models"),
-            "where versions live: file:///path (embedded) or webhdfs://nn1:9870[,nn2:9870] (swebhdfs:// for https)"),
+    Setting(
+        "storage.url",
+        str,
+        lambda: "file://" + str(data_home() / "models"),
+        "where versions live: file:///path (embedded) or webhdfs://nn1:9870[,nn2:9870] (swebhdfs:// for https)",
+    ),
     Setting("storage.root", str, "/models", "root of the model tree on HDFS (file:// uses the URL's path)"),
     Setting("storage.user", str, None, "HDFS user for simple auth (default: the OS user)"),
     Setting("storage.auth", str, "simple", "HDFS authentication", ("simple", "kerberos")),
     Setting("storage.ca_bundle", str, None, "CA bundle for swebhdfs:// (default: the system's)"),
     Setting("storage.timeout", float, 30.0, "seconds for connecting to and reading from storage", maximum=86400),
     Setting("storage.retries", int, 3, "retries with backoff for idempotent storage steps", maximum=100),
-    Setting("registry.url", str, lambda: "sqlite://" + str(data_home() / "registry.db"),
-            "where pointers live: sqlite:///path.db (embedded) or zk://h1:2181,h2:2181/chroot"),
-    Setting("registry.timeout", float, 10.0,
-            "seconds to reach the registry (ZooKeeper session timeout; SQLite: how long a locked database is "
-            "waited for)", maximum=86400),
-    Setting("registry.digest_file", str, None,
-            "file holding 'user:password' for ZooKeeper digest auth (or env MDL_REGISTRY_DIGEST)"),
-    Setting("registry.read_acl", str, "world", "who may read nodes mdl creates with auth on",
-            ("world", "creator")),
+    Setting(
+        "registry.url",
+        str,
+        lambda: "sqlite://" + str(data_home() / "registry.db"),
+        "where pointers live: sqlite:///path.db (embedded) or zk://h1:2181,h2:2181/chroot",
+    ),
+    Setting(
+        "registry.timeout",
+        float,
+        10.0,
+        "seconds to reach the registry (ZooKeeper session timeout; SQLite: how long a locked database is waited for)",
+        maximum=86400,
+    ),
+    Setting(
+        "registry.digest_file",
+        str,
+        None,
+        "file holding 'user:password' for ZooKeeper digest auth (or env MDL_REGISTRY_DIGEST)",
+    ),
+    Setting("registry.read_acl", str, "world", "who may read nodes mdl creates with auth on", ("world", "creator")),
     Setting("transfer.jobs", int, 4, "files transferred in parallel", maximum=64),
-    Setting("cache.dir", str, lambda: str(cache_home() / "blobs"),
-            "host-wide store of verified files that watchers and servers on one host share (each file "
-            "downloaded once per host, hard-linked); none: off"),
+    Setting(
+        "cache.dir",
+        str,
+        lambda: str(cache_home() / "blobs"),
+        "host-wide store of verified files that watchers and servers on one host share (each file "
+        "downloaded once per host, hard-linked); none: off",
+    ),
     Setting("output", str, "table", "default output format", ("table", "json")),
     Setting("progress", str, "auto", "progress bars on stderr", ("auto", "always", "never")),
 )
@@ -104,8 +124,11 @@ def _coerce(setting: Setting, raw: Any, where: str) -> Any:
                 raise TypeError
             value: Any = str(raw)
         elif setting.type is int:
-            if isinstance(raw, bool) or not isinstance(raw, (int, float, str)) or (
-                    isinstance(raw, float) and not raw.is_integer()):
+            if (
+                isinstance(raw, bool)
+                or not isinstance(raw, (int, float, str))
+                or (isinstance(raw, float) and not raw.is_integer())
+            ):
                 raise TypeError
             value = int(raw)
         elif setting.type is float:
@@ -127,14 +150,13 @@ def _coerce(setting: Setting, raw: Any, where: str) -> Any:
         if setting.maximum is not None and value > setting.maximum:
             raise ConfigError(f"{setting.key} in {where} must be at most {setting.maximum:g}, got {_show(raw)}")
     if setting.choices and value not in setting.choices:
-        raise ConfigError(f"{setting.key} in {where} must be one of {', '.join(setting.choices)}, "
-                          f"got {_show(raw)}")
+        raise ConfigError(f"{setting.key} in {where} must be one of {', '.join(setting.choices)}, got {_show(raw)}")
     return value
 
 
 def _short(text: str, limit: int = 80) -> str:
     """A value quoted in an error line: one line, not too long."""
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _show(value: Any) -> str:
@@ -149,16 +171,19 @@ def _flatten(doc: Mapping[Any, Any], where: str, prefix: str = "") -> dict[str, 
     flat: dict[str, Any] = {}
     for k, v in doc.items():
         if not isinstance(k, str):
-            raise ConfigError(f"configuration key {_show(k)} in {where} must be a string"
-                              + (f" (under {prefix[:-1]})" if prefix else ""),
-                              hint="see config.example.yaml for every key")
+            raise ConfigError(
+                f"configuration key {_show(k)} in {where} must be a string"
+                + (f" (under {prefix[:-1]})" if prefix else ""),
+                hint="see config.example.yaml for every key",
+            )
         key = f"{prefix}{k}"
         if isinstance(v, Mapping):
             if key in BY_KEY:
                 _coerce(BY_KEY[key], v, where)  # raises: "must be a ..., got a mapping"
             if key not in SECTIONS:
-                raise ConfigError(f"unknown configuration key {key!r} in {where}",
-                                  hint="see config.example.yaml for every key")
+                raise ConfigError(
+                    f"unknown configuration key {key!r} in {where}", hint="see config.example.yaml for every key"
+                )
             flat.update(_flatten(v, where, key + "."))
         elif key in BY_KEY:
             if v is not None:  # "key:" with no value leaves the setting unset
@@ -166,11 +191,14 @@ def _flatten(doc: Mapping[Any, Any], where: str, prefix: str = "") -> dict[str, 
         elif key in SECTIONS and v is None:
             continue  # a section whose keys are all commented out
         elif key in SECTIONS:
-            raise ConfigError(f"{key} in {where} must be a mapping of {key}.* keys, got {_show(v)}",
-                              hint="see config.example.yaml for every key")
+            raise ConfigError(
+                f"{key} in {where} must be a mapping of {key}.* keys, got {_show(v)}",
+                hint="see config.example.yaml for every key",
+            )
         else:
-            raise ConfigError(f"unknown configuration key {key!r} in {where}",
-                              hint="see config.example.yaml for every key")
+            raise ConfigError(
+                f"unknown configuration key {key!r} in {where}", hint="see config.example.yaml for every key"
+            )
     return flat
 
 
@@ -184,11 +212,12 @@ def _read_file(path: Path) -> dict[str, Any]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text (byte {exc.start})",
-                          hint="save it as UTF-8") from None
+        raise ConfigError(
+            f"config file {str(path)!r} is not UTF-8 text (byte {exc.start})", hint="save it as UTF-8"
+        ) from None
     try:
         doc = yaml.safe_load(text)
-    except Exception as exc:  # noqa: BLE001 - PyYAML also raises ValueError, KeyError... (``!!bool maybe``,
+    except Exception as exc:
         # a 13th month, an int of 5000 digits) and RecursionError (absurd nesting): all are "not YAML"
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
@@ -227,8 +256,9 @@ def load(
     flat_contexts: dict[str, dict[str, Any]] = {}
     for cname, ctx in contexts.items():  # every context is checked, not only the chosen one
         if not isinstance(cname, str) or not cname or any(ord(ch) < 32 or ord(ch) == 127 for ch in cname):
-            raise ConfigError(f"context name {_show(cname)} in {where} must be a non-empty string "
-                              "without control characters")
+            raise ConfigError(
+                f"context name {_show(cname)} in {where} must be a non-empty string without control characters"
+            )
         if not isinstance(ctx, (dict, type(None))):
             raise ConfigError(f"context {cname!r} in {where} must be a mapping, got {_show(ctx)}")
         flat_contexts[cname] = _flatten(ctx or {}, f"{where} (context {cname})")
@@ -237,8 +267,10 @@ def load(
     if chosen:
         if chosen not in flat_contexts:
             known = ", ".join(sorted(flat_contexts)) or "none"
-            raise ConfigError(f"context {_show(chosen)} is not defined in {where} (defined: {known})",
-                              hint="mdl config shows the file in use; --context / MDL_CONTEXT pick a context")
+            raise ConfigError(
+                f"context {_show(chosen)} is not defined in {where} (defined: {known})",
+                hint="mdl config shows the file in use; --context / MDL_CONTEXT pick a context",
+            )
         ctx_values = flat_contexts[chosen]
 
     values: dict[str, Value] = {}

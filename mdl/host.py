@@ -11,7 +11,7 @@ def now_iso() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def hostname() -> str:
     import socket  # not at import time: start-up of commands that never need it
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import re
 import stat
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, fields
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterable
+from typing import Any
 
 from mdl.errors import IntegrityError, InvalidInput, NotFound
 
@@ -66,7 +68,7 @@ class Manifest:
     def bytes(self) -> int:
         return sum(f.size for f in self.files)
 
-    def to_json(self) -> bytes:
+    def to_json(self) -> builtins.bytes:  # builtins: the property above shadows ``bytes`` here
         # What dataclasses.asdict gives, without its deep copies (a watcher writes one per swap).
         doc = {f.name: getattr(self, f.name) for f in fields(self)}
         doc["files"] = [{"path": e.path, "size": e.size, "sha256": e.sha256} for e in self.files]
@@ -74,8 +76,9 @@ class Manifest:
         return (json.dumps(doc, indent=2, sort_keys=True) + "\n").encode()
 
     @classmethod
-    def from_json(cls, data: bytes, where: str = "manifest",
-                  expect: tuple[str | None, str] | None = None) -> "Manifest":
+    def from_json(
+        cls, data: builtins.bytes, where: str = "manifest", expect: tuple[str | None, str] | None = None
+    ) -> Manifest:
         """Parse and check a manifest read from anywhere (storage, the registry, a local copy): it is
         untrusted input. ``expect`` = (name or None, version) it must describe. IntegrityError otherwise."""
         if len(data) > MANIFEST_MAX:
@@ -95,8 +98,10 @@ class Manifest:
         if expect is not None:
             name, version = expect
             if (name is not None and m.name != name) or m.version != version:
-                raise IntegrityError(f"{where} describes {m.name}/{m.version}, not {name or m.name}/{version}",
-                                     hint="the stored tree was changed behind mdl's back")
+                raise IntegrityError(
+                    f"{where} describes {m.name}/{m.version}, not {name or m.name}/{version}",
+                    hint="the stored tree was changed behind mdl's back",
+                )
         return m
 
 
@@ -145,8 +150,9 @@ def _parse(doc: Any) -> Manifest:
     strings = {k: _field(doc, k, str) for k in ("created", "creator", "mdl_version", "format")}
     if any(len(v) > 1024 for v in strings.values()):
         raise _Invalid("a text field is longer than 1024 characters")
-    return Manifest(name=name, version=version, files=files, digest=digest, kind=kind, schema=schema,
-                    extra=extra, **strings)
+    return Manifest(
+        name=name, version=version, files=files, digest=digest, kind=kind, schema=schema, extra=extra, **strings
+    )
 
 
 def _entry(i: int, f: Any) -> FileEntry:
@@ -295,8 +301,10 @@ def _walk(directory: Path, prefix: str, found: list[tuple[str, Path]], ancestors
             if len(ancestors) >= MAX_DEPTH:
                 raise InvalidInput(f"{str(local)!r} is nested more than {MAX_DEPTH} directories deep")
             if key in ancestors:
-                raise InvalidInput(f"{str(local)!r} is a symlink loop (it leads back to a directory it is in)",
-                                   hint="remove the link or push a directory without loops")
+                raise InvalidInput(
+                    f"{str(local)!r} is a symlink loop (it leads back to a directory it is in)",
+                    hint="remove the link or push a directory without loops",
+                )
             _walk(local, rel + "/", found, ancestors + [key])
         elif stat.S_ISREG(st.st_mode):
             _check_readable(local)

@@ -74,8 +74,9 @@ def _open_dir(name: str, dir_fd: int | None, rel: str, depth: int) -> int:
     """Open a directory: the trusted root (``dir_fd`` None), or component ``depth`` of ``rel`` (not
     following a symlink)."""
     try:
-        return os.open(name, _DIR_FLAGS if dir_fd is not None else os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC,
-                       dir_fd=dir_fd)
+        return os.open(
+            name, _DIR_FLAGS if dir_fd is not None else os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC, dir_fd=dir_fd
+        )
     except OSError as exc:
         if dir_fd is not None and exc.errno in (errno.ELOOP, errno.ENOTDIR):
             # O_DIRECTORY|O_NOFOLLOW fails alike on a symlink and on a file: tell them apart.
@@ -156,7 +157,7 @@ def remove_tree(path: str | os.PathLike, root: str | os.PathLike) -> bool:
             return False
         # With dir_fd, rmtree takes its fd-based path: it refuses a symlink at the top (rechecked
         # after opening it) and never follows one inside.
-        shutil.rmtree(parts[-1], ignore_errors=True, dir_fd=fd)
+        shutil.rmtree(parts[-1], ignore_errors=True, dir_fd=fd)  # type: ignore[call-arg]  # 3.11+ has dir_fd
         return True
     finally:
         os.close(fd)
@@ -177,13 +178,15 @@ def inside(directory: Path, rel: str) -> Path:
         except NotADirectoryError:
             raise Escape(f"{rel!r} needs a directory where a file is") from None
         except OSError as exc:  # ENAMETOOLONG, ENOSPC, EACCES...
-            raise MdlError(f"cannot create the directories of {rel[:80]!r} in {str(directory)!r}: "
-                           f"{exc.strerror or exc}") from None
+            raise MdlError(
+                f"cannot create the directories of {rel[:80]!r} in {str(directory)!r}: {exc.strerror or exc}"
+            ) from None
         try:
             mode = os.lstat(path).st_mode
         except OSError as exc:
-            raise MdlError(f"cannot create the directories of {rel[:80]!r} in {str(directory)!r}: "
-                           f"{exc.strerror or exc}") from None
+            raise MdlError(
+                f"cannot create the directories of {rel[:80]!r} in {str(directory)!r}: {exc.strerror or exc}"
+            ) from None
         if stat.S_ISLNK(mode):
             raise Escape(f"{rel!r} passes through a symlink: refusing to follow it")
         if not stat.S_ISDIR(mode):

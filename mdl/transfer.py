@@ -12,9 +12,10 @@ import secrets
 import shutil
 import threading
 import time
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from mdl.errors import Conflict, IntegrityError, InvalidInput
 from mdl.manifest import MANIFEST_NAME, FileEntry, Manifest, file_matches, hash_file
@@ -83,8 +84,9 @@ def hash_files(files: list[tuple[str, Path]], jobs: int, progress: Progress) -> 
     return [entries[rel] for rel, _ in files]
 
 
-def upload_files(stage: Stage, files: list[tuple[str, Path]], jobs: int, progress: Progress,
-                 expected: list[FileEntry] | None = None) -> list[FileEntry]:
+def upload_files(
+    stage: Stage, files: list[tuple[str, Path]], jobs: int, progress: Progress, expected: list[FileEntry] | None = None
+) -> list[FileEntry]:
     """Upload into the stage, hashing what is sent (one pass over each file); return the entries.
 
     With ``expected`` (the files were hashed before), a file that changed since fails the push.
@@ -106,8 +108,9 @@ def upload_files(stage: Stage, files: list[tuple[str, Path]], jobs: int, progres
         sha = stage.upload(rel, local, count)
         entry = sent[rel] = FileEntry(rel, size, sha)
         if expected is not None and want.get(rel) != entry:
-            raise IntegrityError(f"{str(local)!r} changed while it was being pushed",
-                                 hint="push again once the file is complete")
+            raise IntegrityError(
+                f"{str(local)!r} changed while it was being pushed", hint="push again once the file is complete"
+            )
 
     run_parallel(one, files, jobs)
     return [sent[rel] for rel, _ in files]
@@ -129,8 +132,15 @@ OLD_MARK = ".mdl-old-"  # .NAME.mdl-old-TOKEN: the replaced copy, between two re
 OLD_AFTER = 3600.0
 
 
-def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int, progress: Progress,
-                     force: bool = False, cache: "BlobCache | None" = None) -> None:
+def download_version(
+    storage: Storage,
+    manifest: Manifest,
+    dest: Path,
+    jobs: int,
+    progress: Progress,
+    force: bool = False,
+    cache: BlobCache | None = None,
+) -> None:
     """Download every file to a temporary sibling of ``dest``, verify, then rename into place.
 
     On any failure nothing is left behind and ``dest`` is as it was. With a ``cache`` (on the same
@@ -143,8 +153,10 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
         if not os.path.isdir(dest):
             raise InvalidInput(f"{str(dest)!r} exists and is not a directory")
         if any(dest.iterdir()) and not (dest / MANIFEST_NAME).exists() and not force:
-            raise Conflict(f"{str(dest)!r} is not empty and holds no mdl version",
-                           hint="choose another directory with -d, or pass --force to replace it")
+            raise Conflict(
+                f"{str(dest)!r} is not empty and holds no mdl version",
+                hint="choose another directory with -d, or pass --force to replace it",
+            )
     tmp = _tmp_beside(dest)
     lock = None
     try:
@@ -162,7 +174,8 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
                     raise IntegrityError(
                         f"{manifest.name}/{manifest.version}/{entry.path} does not match its manifest "
                         f"(sha256 {sha[:12]}…, expected {entry.sha256[:12]}…)",
-                        hint="the stored copy is corrupt: push the version again or pull another one")
+                        hint="the stored copy is corrupt: push the version again or pull another one",
+                    )
 
             if shared is None:
                 fetch(target)
@@ -173,8 +186,9 @@ def download_version(storage: Storage, manifest: Manifest, dest: Path, jobs: int
             except OSError as exc:  # the store itself failed (permissions, a full disk): do without it
                 import logging
 
-                logging.getLogger("mdl.transfer").warning("shared store %s unusable (%s): downloading %s directly",
-                                                          shared.root, exc, entry.path)
+                logging.getLogger("mdl.transfer").warning(
+                    "shared store %s unusable (%s): downloading %s directly", shared.root, exc, entry.path
+                )
                 if os.path.lexists(target):  # inside our own temporary directory: ours to remove
                     os.unlink(target)
                 fetch(target)
@@ -203,8 +217,10 @@ def _tmp_beside(dest: Path) -> Path:
     except FileExistsError:
         raise InvalidInput(f"cannot create {str(dest)!r}: {str(parent)!r} is not a directory") from None
     except OSError as exc:
-        raise InvalidInput(f"cannot create {str(dest)!r}: its parent directory does not exist and cannot be "
-                           f"created ({exc.strerror})", hint="choose another directory with -d") from None
+        raise InvalidInput(
+            f"cannot create {str(dest)!r}: its parent directory does not exist and cannot be created ({exc.strerror})",
+            hint="choose another directory with -d",
+        ) from None
     sweep_temporaries(parent, dest.name)
     return parent / f".{dest.name}{TMP_MARK}{secrets.token_hex(4)}"
 
@@ -226,10 +242,13 @@ def sweep_temporaries(parent: Path, name: str | None = None) -> list[str]:
     given): ours alone (the names mdl gives them), real directories, and only when no live download
     holds their lock."""
     tmp, old = (f".{name}{TMP_MARK}", f".{name}{OLD_MARK}") if name else (TMP_MARK, OLD_MARK)
-    removed = []
+    removed: list[str] = []
     try:
-        names = [n for n in os.listdir(parent) if n.startswith(".") and (
-            n.startswith((tmp, old)) if name else (tmp in n or old in n))]
+        names = [
+            n
+            for n in os.listdir(parent)
+            if n.startswith(".") and (n.startswith((tmp, old)) if name else (tmp in n or old in n))
+        ]
     except OSError:
         return removed
     for n in names:

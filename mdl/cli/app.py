@@ -1,11 +1,10 @@
 """The ``mdl`` command: global options and the list of commands (one module each)."""
 
-from typing import Annotated, Optional
-
 import importlib
 import os
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Annotated, Any
 
 import typer
 
@@ -15,9 +14,20 @@ from mdl.errors import EXIT_CODE_MEANINGS
 
 # command -> the module that registers it, in the order ``mdl --help`` lists them
 COMMANDS = {
-    "push": "push", "list": "list_cmd", "ls": "list_cmd", "promote": "promote", "rollback": "rollback",
-    "history": "history", "pull": "pull", "watch": "watch", "serve": "serve", "endpoints": "endpoints",
-    "status": "status", "clean": "clean", "config": "config_cmd", "dev-cluster": "dev_cluster",
+    "push": "push",
+    "list": "list_cmd",
+    "ls": "list_cmd",
+    "promote": "promote",
+    "rollback": "rollback",
+    "history": "history",
+    "pull": "pull",
+    "watch": "watch",
+    "serve": "serve",
+    "endpoints": "endpoints",
+    "status": "status",
+    "clean": "clean",
+    "config": "config_cmd",
+    "dev-cluster": "dev_cluster",
 }
 # global options that take a value (the others are flags)
 _VALUED = {"--config", "--context", "--storage", "--registry"}
@@ -46,19 +56,40 @@ def _version(value: bool) -> None:
 
 def main(
     ctx: typer.Context,
-    config: Annotated[Optional[str], typer.Option(
-        "--config", metavar="PATH", help="Config file (default: $MDL_CONFIG or $XDG_CONFIG_HOME/mdl/config.yaml).",
-        show_default=False)] = None,
-    context: Annotated[Optional[str], typer.Option(
-        "--context", metavar="NAME", help="Named context from the config file ($MDL_CONTEXT).", show_default=False)] = None,
-    storage: Annotated[Optional[str], typer.Option(
-        "--storage", metavar="URL", help="storage.url: file:///path or webhdfs://host:port.", show_default=False)] = None,
-    registry: Annotated[Optional[str], typer.Option(
-        "--registry", metavar="URL", help="registry.url: sqlite:///path.db or zk://host:port/chroot.",
-        show_default=False)] = None,
+    config: Annotated[
+        str | None,
+        typer.Option(
+            "--config",
+            metavar="PATH",
+            help="Config file (default: $MDL_CONFIG or $XDG_CONFIG_HOME/mdl/config.yaml).",
+            show_default=False,
+        ),
+    ] = None,
+    context: Annotated[
+        str | None,
+        typer.Option(
+            "--context", metavar="NAME", help="Named context from the config file ($MDL_CONTEXT).", show_default=False
+        ),
+    ] = None,
+    storage: Annotated[
+        str | None,
+        typer.Option(
+            "--storage", metavar="URL", help="storage.url: file:///path or webhdfs://host:port.", show_default=False
+        ),
+    ] = None,
+    registry: Annotated[
+        str | None,
+        typer.Option(
+            "--registry",
+            metavar="URL",
+            help="registry.url: sqlite:///path.db or zk://host:port/chroot.",
+            show_default=False,
+        ),
+    ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (same as MDL_DEBUG=1).")] = False,
-    version: Annotated[bool, typer.Option(
-        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     import gc
 

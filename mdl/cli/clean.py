@@ -1,6 +1,6 @@
 """mdl clean: remove what pushes that died left in mdl's own staging paths."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -10,10 +10,16 @@ from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, emit_lines, f
 @command
 def clean(
     ctx: typer.Context,
-    name: Annotated[Optional[str], typer.Argument(metavar="NAME", help="Only this model.", show_default=False)] = None,
-    older_than: Annotated[float, typer.Option(
-        "--older-than", min=0, callback=finite, help="Only staging debris at least this many seconds old (a push may "
-        "still be running in younger ones).")] = 3600.0,
+    name: Annotated[str | None, typer.Argument(metavar="NAME", help="Only this model.", show_default=False)] = None,
+    older_than: Annotated[
+        float,
+        typer.Option(
+            "--older-than",
+            min=0,
+            callback=finite,
+            help="Only staging debris at least this many seconds old (a push may still be running in younger ones).",
+        ),
+    ] = 3600.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
@@ -22,9 +28,13 @@ def clean(
     fmt = output_format(ctx, output, as_json)
     entries = state(ctx).client.clean(name, older_than=older_than, dry_run=dry_run)
     if fmt == "json":
-        emit_json({"dry_run": dry_run, "changed": bool(entries) and not dry_run,
-                   "removed": [{"name": e.name, "path": e.path, "age_seconds": round(e.age_seconds, 1)}
-                               for e in entries]})
+        emit_json(
+            {
+                "dry_run": dry_run,
+                "changed": bool(entries) and not dry_run,
+                "removed": [{"name": e.name, "path": e.path, "age_seconds": round(e.age_seconds, 1)} for e in entries],
+            }
+        )
         return
     emit_lines([e.path for e in entries])
     verb = "would remove" if dry_run else "removed"

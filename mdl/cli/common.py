@@ -6,8 +6,9 @@ import functools
 import os
 import sys
 import traceback
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, Callable, Iterator, Optional, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
@@ -23,17 +24,16 @@ F = TypeVar("F", bound=Callable[..., Any])
 OUTPUT_FORMATS = ("table", "json")
 
 
-def _check_output(value: Optional[str]) -> Optional[str]:
+def _check_output(value: str | None) -> str | None:
     """``-o/--output``, checked while the command line is parsed: before any command acts."""
     if value is not None and value not in OUTPUT_FORMATS:
         from mdl.errors import InvalidInput
 
-        raise typer.Exit(report_error(InvalidInput(f"unknown output format {value!r}",
-                                                   hint="use -o table or -o json")))
+        raise typer.Exit(report_error(InvalidInput(f"unknown output format {value!r}", hint="use -o table or -o json")))
     return value
 
 
-def finite(value: Optional[float]) -> Optional[float]:
+def finite(value: float | None) -> float | None:
     """An option callback: a float option's value must be a number (``nan``/``inf`` parse as floats)."""
     import math
 
@@ -42,15 +42,31 @@ def finite(value: Optional[float]) -> Optional[float]:
     return value
 
 
-OutputOpt = Annotated[Optional[str], typer.Option(
-    "-o", "--output", help="Output format: table or json (default: config 'output').",
-    metavar="FORMAT", show_default=False, callback=_check_output)]
+OutputOpt = Annotated[
+    str | None,
+    typer.Option(
+        "-o",
+        "--output",
+        help="Output format: table or json (default: config 'output').",
+        metavar="FORMAT",
+        show_default=False,
+        callback=_check_output,
+    ),
+]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Shorthand for -o json.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print identifiers only, one per line.")]
 AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="The alias to move or read.")]
-JobsOpt = Annotated[Optional[int], typer.Option(
-    "-j", "--jobs", min=1, max=64, help="Files transferred in parallel (default: config transfer.jobs).",
-    show_default=False)]
+JobsOpt = Annotated[
+    int | None,
+    typer.Option(
+        "-j",
+        "--jobs",
+        min=1,
+        max=64,
+        help="Files transferred in parallel (default: config transfer.jobs).",
+        show_default=False,
+    ),
+]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bars on stderr.")]
 KeepOpt = Annotated[int, typer.Option("--keep", min=2, help="Local versions kept (current and previous always).")]
 
@@ -63,11 +79,11 @@ class State:
         self.config_path: str | None = None
         self.context: str | None = None
         self.debug = False
-        self._config: "Config | None" = None
-        self._client: "Client | None" = None
+        self._config: Config | None = None
+        self._client: Client | None = None
 
     @property
-    def config(self) -> "Config":
+    def config(self) -> Config:
         if self._config is None:
             from mdl.config import load
 
@@ -75,7 +91,7 @@ class State:
         return self._config
 
     @property
-    def client(self) -> "Client":
+    def client(self) -> Client:
         if self._client is None:
             from mdl.client import Client
 
@@ -131,8 +147,9 @@ def event_printer(fmt: str) -> Callable[[dict[str, Any]], None]:
                 sys.stdout.write(json.dumps(event, sort_keys=True) + "\n")
                 sys.stdout.flush()
             else:
-                details = " ".join(f"{k}={v}" for k, v in event.items()
-                                   if k not in ("event", "at", "model") and v is not None)
+                details = " ".join(
+                    f"{k}={v}" for k, v in event.items() if k not in ("event", "at", "model") and v is not None
+                )
                 line = f"{event['at']} {event['model']} {event['event']} {details}".rstrip()
                 sys.stderr.write(printable(line) + "\n")
                 sys.stderr.flush()
@@ -204,20 +221,29 @@ def human_bytes(n: int) -> str:
 
 
 @contextmanager
-def progress_bar(ctx: typer.Context, label: str, disabled: bool) -> Iterator["Progress | None"]:
+def progress_bar(ctx: typer.Context, label: str, disabled: bool) -> Iterator[Progress | None]:
     """A rich progress bar on stderr when it is a terminal (config 'progress'), else None."""
     mode = state(ctx).config["progress"]
-    show = not disabled and os.environ.get("MDL_NO_PROGRESS") in (None, "", "0") and (
-        mode == "always" or (mode == "auto" and sys.stderr.isatty()))
+    show = (
+        not disabled
+        and os.environ.get("MDL_NO_PROGRESS") in (None, "", "0")
+        and (mode == "always" or (mode == "auto" and sys.stderr.isatty()))
+    )
     if not show:
         yield None
         return
     from rich.console import Console
-    from rich.progress import (BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn,
-                               TransferSpeedColumn)
+    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 
-    bar = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                   TimeRemainingColumn(), console=Console(file=sys.stderr), transient=True)
+    bar = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        DownloadColumn(),
+        TransferSpeedColumn(),
+        TimeRemainingColumn(),
+        console=Console(file=sys.stderr),
+        transient=True,
+    )
     task = bar.add_task(label, total=0)
 
     class _Adapter:

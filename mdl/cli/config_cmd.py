@@ -11,12 +11,18 @@ def config(ctx: typer.Context, output: OutputOpt = None, as_json: JsonOpt = Fals
     fmt = output_format(ctx, output, as_json)
     cfg = state(ctx).config
     if fmt == "json":
-        emit_json({"file": str(cfg.path) if cfg.path else None, "context": cfg.context,
-                   "settings": {k: {"value": v.value, "origin": v.origin} for k, v in cfg.items()}})
+        emit_json(
+            {
+                "file": str(cfg.path) if cfg.path else None,
+                "context": cfg.context,
+                "settings": {k: {"value": v.value, "origin": v.origin} for k, v in cfg.items()},
+            }
+        )
         return
     info(f"config file: {cfg.path or 'none'}" + (f", context: {cfg.context}" if cfg.context else ""))
-    print_table(["KEY", "VALUE", "ORIGIN"], [[k, "-" if v.value is None else str(v.value), v.origin]
-                                              for k, v in cfg.items()])
+    print_table(
+        ["KEY", "VALUE", "ORIGIN"], [[k, "-" if v.value is None else str(v.value), v.origin] for k, v in cfg.items()]
+    )
 
 
 def register(app: typer.Typer) -> None:

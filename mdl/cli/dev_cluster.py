@@ -15,5 +15,7 @@ def dev_cluster(ctx: typer.Context) -> None:
 
 
 def register(app: typer.Typer) -> None:
-    app.command("dev-cluster", context_settings={"allow_extra_args": True, "ignore_unknown_options": True,
-                                                 "help_option_names": []})(dev_cluster)
+    app.command(
+        "dev-cluster",
+        context_settings={"allow_extra_args": True, "ignore_unknown_options": True, "help_option_names": []},
+    )(dev_cluster)

@@ -1,6 +1,6 @@
 """mdl history: every move of a model's aliases, oldest first."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -11,8 +11,7 @@ from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, output_format
 def history(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
-    alias: Annotated[Optional[str], typer.Option("--alias", "-a", help="Only this alias.",
-                                                 show_default=False)] = None,
+    alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only this alias.", show_default=False)] = None,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -22,8 +21,18 @@ def history(
     if fmt == "json":
         emit_json({"name": name, "history": [e.to_dict() for e in entries]})
         return
-    rows = [[str(e.seq), e.at[:19].replace("T", " ") + "Z", e.alias, e.action, e.from_version or "-",
-             e.to_version or "-", e.who] for e in entries]
+    rows = [
+        [
+            str(e.seq),
+            e.at[:19].replace("T", " ") + "Z",
+            e.alias,
+            e.action,
+            e.from_version or "-",
+            e.to_version or "-",
+            e.who,
+        ]
+        for e in entries
+    ]
     print_table(["SEQ", "WHEN", "ALIAS", "ACTION", "FROM", "TO", "WHO"], rows)
 
 

@@ -38,9 +38,10 @@ def exit_now(code: object) -> NoReturn:
     threading = sys.modules.get("threading")
     run_exitfuncs = getattr(atexit, "_run_exitfuncs", None)
     busy = threading is not None and any(
-        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread())
+        t.is_alive() and not t.daemon for t in threading.enumerate() if t is not threading.main_thread()
+    )
     if busy or run_exitfuncs is None:
-        sys.exit(code)
+        sys.exit(code)  # type: ignore[arg-type]  # sys.exit takes any object (printed, status 1)
     if code is None:
         status = 0
     elif isinstance(code, int):

@@ -1,25 +1,41 @@
 """mdl pull: a verified local copy of a version."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from mdl.cli.common import (JobsOpt, JsonOpt, NoProgressOpt, OutputOpt, command, emit_json, human_bytes, info,
-                            output_format, progress_bar, state)
+from mdl.cli.common import (
+    JobsOpt,
+    JsonOpt,
+    NoProgressOpt,
+    OutputOpt,
+    command,
+    emit_json,
+    human_bytes,
+    info,
+    output_format,
+    progress_bar,
+    state,
+)
 
 
 @command
 def pull(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
-    version: Annotated[Optional[str], typer.Argument(metavar="VERSION", help="Version (default: the alias's).",
-                                                     show_default=False)] = None,
-    alias: Annotated[Optional[str], typer.Option("--alias", "-a", help="Pull the version this alias names "
-                                                 "[default: latest].", show_default=False)] = None,
-    dest: Annotated[Optional[str], typer.Option("-d", "--dir", help="Target directory [default: ./NAME].",
-                                                show_default=False)] = None,
-    force: Annotated[bool, typer.Option("--force", help="Replace a non-empty directory that holds no "
-                                        "mdl version.")] = False,
+    version: Annotated[
+        str | None, typer.Argument(metavar="VERSION", help="Version (default: the alias's).", show_default=False)
+    ] = None,
+    alias: Annotated[
+        str | None,
+        typer.Option("--alias", "-a", help="Pull the version this alias names [default: latest].", show_default=False),
+    ] = None,
+    dest: Annotated[
+        str | None, typer.Option("-d", "--dir", help="Target directory [default: ./NAME].", show_default=False)
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace a non-empty directory that holds no mdl version.")
+    ] = False,
     jobs: JobsOpt = None,
     no_progress: NoProgressOpt = False,
     output: OutputOpt = None,

@@ -1,11 +1,24 @@
 """mdl push: upload a model file or directory as a new immutable version."""
 
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
-from mdl.cli.common import (AliasOpt, JobsOpt, JsonOpt, NoProgressOpt, OutputOpt, QuietOpt, command, emit_json,
-                            human_bytes, info, output_format, progress_bar, state)
+from mdl.cli.common import (
+    AliasOpt,
+    JobsOpt,
+    JsonOpt,
+    NoProgressOpt,
+    OutputOpt,
+    QuietOpt,
+    command,
+    emit_json,
+    human_bytes,
+    info,
+    output_format,
+    progress_bar,
+    state,
+)
 
 
 @command
@@ -13,11 +26,19 @@ def push(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="A model file or a directory of files.")],
-    version: Annotated[Optional[str], typer.Option(
-        "--version", "-V", help="Version id (default: a UTC timestamp such as 20261127T171300Z).",
-        show_default=False)] = None,
-    fmt: Annotated[Optional[str], typer.Option(
-        "--format", help="Format hint recorded in the manifest (default: detected).", show_default=False)] = None,
+    version: Annotated[
+        str | None,
+        typer.Option(
+            "--version",
+            "-V",
+            help="Version id (default: a UTC timestamp such as 20261127T171300Z).",
+            show_default=False,
+        ),
+    ] = None,
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="Format hint recorded in the manifest (default: detected).", show_default=False),
+    ] = None,
     promote: Annotated[bool, typer.Option("--promote", help="Also point the alias at the new version.")] = False,
     alias: AliasOpt = "latest",
     jobs: JobsOpt = None,
@@ -34,8 +55,9 @@ def push(
     fmt_out = output_format(ctx, output, as_json)
     client = state(ctx).client
     with progress_bar(ctx, f"push {name}", no_progress) as bar:
-        result = client.push(name, source, version=version, fmt=fmt, promote=promote, alias=alias, jobs=jobs,
-                             progress=bar)
+        result = client.push(
+            name, source, version=version, fmt=fmt, promote=promote, alias=alias, jobs=jobs, progress=bar
+        )
     if fmt_out == "json":
         emit_json(result.to_dict())
         return

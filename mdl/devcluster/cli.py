@@ -11,7 +11,8 @@ import json
 import os
 import sys
 import traceback
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from .manager import NUM_DATANODES, ZK_IDS, DevCluster, DevClusterError
 
@@ -21,14 +22,16 @@ def _parser() -> argparse.ArgumentParser:
         prog="python -m mdl.devcluster",
         description="Local HDFS (MiniDFSCluster) + ZooKeeper ensemble on 127.0.0.1 for mdl development.",
     )
-    p.add_argument("--state-dir", help="state directory (default: $MDL_DEV_CLUSTER_DIR or "
-                   "$XDG_CACHE_HOME/mdl/dev-cluster)")
+    p.add_argument(
+        "--state-dir", help="state directory (default: $MDL_DEV_CLUSTER_DIR or $XDG_CACHE_HOME/mdl/dev-cluster)"
+    )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     up = sub.add_parser("up", help="start the cluster (idempotent) and print its status as JSON")
     up.add_argument("--timeout", type=float, default=180.0, help="readiness timeout in seconds (default 180)")
-    up.add_argument("--port-offset", type=int, help="add this to every port (default "
-                    "$MDL_DEV_CLUSTER_PORT_OFFSET or 0)")
+    up.add_argument(
+        "--port-offset", type=int, help="add this to every port (default $MDL_DEV_CLUSTER_PORT_OFFSET or 0)"
+    )
     sub.add_parser("down", help="stop the cluster and delete its data")
     sub.add_parser("status", help="print the cluster status as JSON")
     sub.add_parser("env", help="print `export MDL_...=...` lines for a client")
@@ -46,8 +49,10 @@ def _parser() -> argparse.ArgumentParser:
     zk.add_argument("target", metavar=f"N({ZK_IDS[0]}..{ZK_IDS[-1]})|all")
     zk.add_argument("--timeout", type=float, default=60.0)
 
-    sub.add_parser("fs", help="run Hadoop's FsShell against the cluster, e.g. `fs -ls -R /` "
-                   "(everything after `fs` goes to FsShell)")
+    sub.add_parser(
+        "fs",
+        help="run Hadoop's FsShell against the cluster, e.g. `fs -ls -R /` (everything after `fs` goes to FsShell)",
+    )
     return p
 
 
@@ -78,11 +83,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             _print_json(cluster.info())
         elif args.cmd == "datanode":
             if args.action == "stop":
-                _print_json(cluster.stop_datanode(args.index, mark_dead=args.dead,
-                                                  wait_dead=args.wait_dead, timeout=args.timeout))
+                _print_json(
+                    cluster.stop_datanode(
+                        args.index, mark_dead=args.dead, wait_dead=args.wait_dead, timeout=args.timeout
+                    )
+                )
             else:
                 _print_json(cluster.start_datanode(args.index, timeout=args.timeout))
         elif args.cmd == "zk":
+            res: dict[str, Any] | list[dict[str, Any]]
             if args.target == "all":
                 res = cluster.stop_zk_all() if args.action == "stop" else cluster.start_zk_all(timeout=args.timeout)
             else:

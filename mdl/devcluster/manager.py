@@ -50,11 +50,12 @@ import subprocess
 import time
 import urllib.request
 import zipfile
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 # --------------------------------------------------------------------------------------------
 # Versions and constants
@@ -82,26 +83,30 @@ HDFS_JVM_FLAGS = ["-Xmx1g", "-XX:TieredStopAtLevel=1"]
 ZK_JVM_FLAGS = ["-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1"]
 
 # Flags Hadoop's own scripts add on Java 17.
-JAVA17_FLAGS = ["-XX:+IgnoreUnrecognizedVMOptions"] + [
-    f"--add-opens=java.base/{pkg}=ALL-UNNAMED"
-    for pkg in (
-        "java.io",
-        "java.lang",
-        "java.lang.reflect",
-        "java.math",
-        "java.net",
-        "java.nio",
-        "java.text",
-        "java.util",
-        "java.util.concurrent",
-        "java.util.concurrent.atomic",
-        "java.util.regex",
-        "java.util.zip",
-        "sun.nio.ch",
-        "sun.security.util",
-        "sun.security.x509",
-    )
-] + ["-Djava.net.preferIPv4Stack=true"]
+JAVA17_FLAGS = (
+    ["-XX:+IgnoreUnrecognizedVMOptions"]
+    + [
+        f"--add-opens=java.base/{pkg}=ALL-UNNAMED"
+        for pkg in (
+            "java.io",
+            "java.lang",
+            "java.lang.reflect",
+            "java.math",
+            "java.net",
+            "java.nio",
+            "java.text",
+            "java.util",
+            "java.util.concurrent",
+            "java.util.concurrent.atomic",
+            "java.util.regex",
+            "java.util.zip",
+            "sun.nio.ch",
+            "sun.security.util",
+            "sun.security.x509",
+        )
+    ]
+    + ["-Djava.net.preferIPv4Stack=true"]
+)
 
 LOOPBACK = "127.0.0.1"
 MARKER_PROP = "-Dmdl.devcluster="
@@ -339,7 +344,9 @@ def _proc_info(pid: int) -> tuple[str, str, str] | None:
     try:  # no /proc (macOS): ask ps
         out = subprocess.run(
             ["ps", "-o", "stat=,lstart=,command=", "-p", str(pid)],
-            capture_output=True, text=True, timeout=5,
+            capture_output=True,
+            text=True,
+            timeout=5,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return None
@@ -464,9 +471,7 @@ class DevCluster:
                     break
                 except BlockingIOError:
                     if time.monotonic() > deadline:
-                        raise DevClusterTimeout(
-                            f"another mdl.devcluster operation holds {self.dir / 'lock'}"
-                        ) from None
+                        raise DevClusterTimeout(f"another mdl.devcluster operation holds {self.dir / 'lock'}") from None
                     time.sleep(0.2)
             yield
         finally:
@@ -488,9 +493,7 @@ class DevCluster:
             if found:
                 candidates.append(found)
         if not candidates or not (shutil.which(candidates[0]) or os.access(candidates[0], os.X_OK)):
-            raise DevClusterError(
-                "java not found: install a JDK 17 (or set MDL_DEV_CLUSTER_JAVA / JAVA_HOME)"
-            )
+            raise DevClusterError("java not found: install a JDK 17 (or set MDL_DEV_CLUSTER_JAVA / JAVA_HOME)")
         java = candidates[0]
         try:
             out = subprocess.run([java, "-version"], capture_output=True, text=True, timeout=30)
@@ -511,8 +514,9 @@ class DevCluster:
         return java
 
     def _poms(self) -> dict[str, str]:
-        def pom(artifact: str, deps: list[tuple[str, str, str]], packaging: str = "jar",
-                modules: Sequence[str] = ()) -> str:
+        def pom(
+            artifact: str, deps: list[tuple[str, str, str]], packaging: str = "jar", modules: Sequence[str] = ()
+        ) -> str:
             dep_xml = "".join(
                 f"    <dependency><groupId>{g}</groupId><artifactId>{a}</artifactId>"
                 f"<version>{v}</version></dependency>\n"
@@ -533,18 +537,26 @@ class DevCluster:
 
         return {
             "pom.xml": pom("devcluster", [], "pom", ["hdfs", "zk"]),
-            "hdfs/pom.xml": pom("hdfs", [
-                ("org.apache.hadoop", "hadoop-client-minicluster", HADOOP_VERSION),
-                ("org.junit.jupiter", "junit-jupiter-api", JUNIT_JUPITER_VERSION),
-                ("ch.qos.reload4j", "reload4j", RELOAD4J_VERSION),
-                ("org.slf4j", "slf4j-reload4j", SLF4J_RELOAD4J_VERSION),
-            ], "pom"),
-            "zk/pom.xml": pom("zk", [
-                ("org.apache.zookeeper", "zookeeper", ZOOKEEPER_VERSION),
-                ("org.slf4j", "slf4j-simple", SLF4J_SIMPLE_VERSION),
-                ("io.dropwizard.metrics", "metrics-core", DROPWIZARD_METRICS_VERSION),
-                ("org.xerial.snappy", "snappy-java", SNAPPY_VERSION),
-            ], "pom"),
+            "hdfs/pom.xml": pom(
+                "hdfs",
+                [
+                    ("org.apache.hadoop", "hadoop-client-minicluster", HADOOP_VERSION),
+                    ("org.junit.jupiter", "junit-jupiter-api", JUNIT_JUPITER_VERSION),
+                    ("ch.qos.reload4j", "reload4j", RELOAD4J_VERSION),
+                    ("org.slf4j", "slf4j-reload4j", SLF4J_RELOAD4J_VERSION),
+                ],
+                "pom",
+            ),
+            "zk/pom.xml": pom(
+                "zk",
+                [
+                    ("org.apache.zookeeper", "zookeeper", ZOOKEEPER_VERSION),
+                    ("org.slf4j", "slf4j-simple", SLF4J_SIMPLE_VERSION),
+                    ("io.dropwizard.metrics", "metrics-core", DROPWIZARD_METRICS_VERSION),
+                    ("org.xerial.snappy", "snappy-java", SNAPPY_VERSION),
+                ],
+                "pom",
+            ),
         }
 
     def classpaths(self, *, allow_resolve: bool = True) -> tuple[dict[str, str], bool, float]:
@@ -574,9 +586,14 @@ class DevCluster:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / "maven.log"
         cmd = [
-            mvn, "-B", "-ntp", "-f", str(maven_dir / "pom.xml"),
+            mvn,
+            "-B",
+            "-ntp",
+            "-f",
+            str(maven_dir / "pom.xml"),
             f"{DEPENDENCY_PLUGIN}:build-classpath",
-            "-Dmdep.outputFile=classpath.txt", "-Dmdep.includeScope=runtime",
+            "-Dmdep.outputFile=classpath.txt",
+            "-Dmdep.includeScope=runtime",
         ]
         if repo:
             cmd.append(f"-Dmaven.repo.local={repo}")
@@ -585,8 +602,9 @@ class DevCluster:
             log.write(("$ " + shlex.join(cmd) + "\n").encode())
             log.flush()
             try:
-                rc = subprocess.run(cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
-                                    cwd=maven_dir, timeout=1800).returncode
+                rc = subprocess.run(
+                    cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, cwd=maven_dir, timeout=1800
+                ).returncode
             except subprocess.TimeoutExpired:
                 raise DevClusterTimeout(f"Maven took over 30 min; see {log_path}", log_path=log_path) from None
             except OSError as e:
@@ -598,18 +616,23 @@ class DevCluster:
             line = (errors[0] if errors else _summary_line(tail)).strip()
             raise DevClusterError(
                 f"Maven failed to resolve the cluster jars (exit {rc}): {line[:240]} (log: {log_path})",
-                log_path=log_path, log_tail=tail,
+                log_path=log_path,
+                log_tail=tail,
             )
         cps = {}
         for mod in ("hdfs", "zk"):
             try:
                 cps[mod] = (maven_dir / mod / "classpath.txt").read_text().strip()
             except OSError:
-                raise DevClusterError(f"Maven wrote no classpath for {mod} (log: {log_path})",
-                                      log_path=log_path) from None
-        _write_atomic(cache_path, json.dumps({"key": key, "resolved_at": _now_iso(),
-                                              "maven_seconds": round(seconds, 1),
-                                              "classpaths": cps}, indent=1))
+                raise DevClusterError(
+                    f"Maven wrote no classpath for {mod} (log: {log_path})", log_path=log_path
+                ) from None
+        _write_atomic(
+            cache_path,
+            json.dumps(
+                {"key": key, "resolved_at": _now_iso(), "maven_seconds": round(seconds, 1), "classpaths": cps}, indent=1
+            ),
+        )
         return cps, True, seconds
 
     # ---- pid files and process control -----------------------------------------------------
@@ -668,21 +691,33 @@ class DevCluster:
         # nothing to reap) and lives in the new session created for sh.
         script = '"$@" </dev/null >>"$MDL_DEVCLUSTER_LOG" 2>&1 & echo $!'
         env = dict(env, MDL_DEVCLUSTER_LOG=str(log))
-        out = subprocess.run(["/bin/sh", "-c", script, "sh", *argv], env=env, cwd=cwd,
-                             stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                             start_new_session=True, timeout=30)
+        out = subprocess.run(
+            ["/bin/sh", "-c", script, "sh", *argv],
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            start_new_session=True,
+            timeout=30,
+        )
         try:
             pid = int(out.stdout.decode().strip())
         except ValueError:
             raise DevClusterError(f"failed to start {role}: {out.stderr.decode().strip()[:200]}") from None
         info = _proc_info(pid)
-        rec = {"pid": pid, "start_time": info[1] if info else None, "marker": self._marker(role),
-               "started_at": _now_iso(), **extra}
+        rec = {
+            "pid": pid,
+            "start_time": info[1] if info else None,
+            "marker": self._marker(role),
+            "started_at": _now_iso(),
+            **extra,
+        }
         _write_atomic(self._pidfile(role), json.dumps(rec), mode=0o600)
         return pid
 
     def _terminate(self, role: str, pid: int, grace: float = 15.0) -> None:
         """SIGTERM, then SIGKILL after ``grace`` seconds; only if the pid is still ours."""
+
         def ours() -> bool:
             info = _proc_info(pid)
             return info is not None and (self._marker(role) + " ") in info[2] + " "
@@ -707,8 +742,18 @@ class DevCluster:
 
     def _java_env(self) -> dict[str, str]:
         env = dict(os.environ)
-        for k in ("HADOOP_USER_NAME", "HADOOP_CONF_DIR", "HADOOP_HOME", "HADOOP_OPTS", "CLASSPATH",
-                  "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "ZOOCFGDIR", "SERVER_JVMFLAGS"):
+        for k in (
+            "HADOOP_USER_NAME",
+            "HADOOP_CONF_DIR",
+            "HADOOP_HOME",
+            "HADOOP_OPTS",
+            "CLASSPATH",
+            "JAVA_TOOL_OPTIONS",
+            "_JAVA_OPTIONS",
+            "JDK_JAVA_OPTIONS",
+            "ZOOCFGDIR",
+            "SERVER_JVMFLAGS",
+        ):
             env.pop(k, None)
         return env
 
@@ -724,29 +769,35 @@ class DevCluster:
             "log4j.appender.console.layout=org.apache.log4j.PatternLayout\n"
             "log4j.appender.console.layout.ConversionPattern=%d{ISO8601} %-5p [%t] %c{2}: %m%n\n"
         )
-        _write_atomic(self.conf_dir / "log4j-hdfs.properties",
-                      "log4j.rootLogger=INFO,console\n" + common
-                      + "log4j.logger.BlockStateChange=WARN\n"
-                      + "log4j.logger.org.apache.hadoop.hdfs.server.datanode.fsdataset.impl.FsDatasetImpl=WARN\n"
-                      + "log4j.logger.org.apache.hadoop.hdfs.server.datanode.DataNode.clienttrace=WARN\n"
-                      + "log4j.logger.org.apache.hadoop.hdfs.server.namenode.FSNamesystem.audit=WARN\n"
-                      + "log4j.logger.org.apache.hadoop.metrics2=WARN\n"
-                      + "log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR\n"
-                      + "log4j.logger.org.apache.hadoop.hdfs.StateChange=WARN\n")
-        _write_atomic(self.conf_dir / "log4j-client.properties",
-                      "log4j.rootLogger=ERROR,console\n" + common)
+        _write_atomic(
+            self.conf_dir / "log4j-hdfs.properties",
+            "log4j.rootLogger=INFO,console\n"
+            + common
+            + "log4j.logger.BlockStateChange=WARN\n"
+            + "log4j.logger.org.apache.hadoop.hdfs.server.datanode.fsdataset.impl.FsDatasetImpl=WARN\n"
+            + "log4j.logger.org.apache.hadoop.hdfs.server.datanode.DataNode.clienttrace=WARN\n"
+            + "log4j.logger.org.apache.hadoop.hdfs.server.namenode.FSNamesystem.audit=WARN\n"
+            + "log4j.logger.org.apache.hadoop.metrics2=WARN\n"
+            + "log4j.logger.org.apache.hadoop.util.NativeCodeLoader=ERROR\n"
+            + "log4j.logger.org.apache.hadoop.hdfs.StateChange=WARN\n",
+        )
+        _write_atomic(self.conf_dir / "log4j-client.properties", "log4j.rootLogger=ERROR,console\n" + common)
         # FsShell runs with Configuration quiet mode off: a missing core-site.xml or
         # hdfs-site.xml on the classpath is fatal ("core-site.xml not found").
         ports = self.ports
 
         def site(props: dict[str, str]) -> str:
             body = "".join(f"  <property><name>{k}</name><value>{v}</value></property>\n" for k, v in props.items())
-            return f'<?xml version="1.0"?>\n<!-- generated by mdl.devcluster -->\n<configuration>\n{body}</configuration>\n'
+            head = '<?xml version="1.0"?>\n<!-- generated by mdl.devcluster -->\n'
+            return f"{head}<configuration>\n{body}</configuration>\n"
 
-        _write_atomic(self.conf_dir / "client" / "core-site.xml",
-                      site({"fs.defaultFS": f"hdfs://{LOOPBACK}:{ports.nn_rpc}"}))
-        _write_atomic(self.conf_dir / "client" / "hdfs-site.xml",
-                      site({"dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER"}))
+        _write_atomic(
+            self.conf_dir / "client" / "core-site.xml", site({"fs.defaultFS": f"hdfs://{LOOPBACK}:{ports.nn_rpc}"})
+        )
+        _write_atomic(
+            self.conf_dir / "client" / "hdfs-site.xml",
+            site({"dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER"}),
+        )
 
     # ---- HDFS ------------------------------------------------------------------------------
 
@@ -783,18 +834,34 @@ class DevCluster:
         if webapps is not None:
             cp = f"{webapps}{os.pathsep}{cp}"
         return [
-            java, *HDFS_JVM_FLAGS, *JAVA17_FLAGS, self._marker("hdfs"),
+            java,
+            *HDFS_JVM_FLAGS,
+            *JAVA17_FLAGS,
+            self._marker("hdfs"),
             f"-Dlog4j.configuration=file:{self.conf_dir / 'log4j-hdfs.properties'}",
-            f"-Dtest.build.data={data}", f"-Djava.io.tmpdir={self.run_dir / 'hdfs' / 'tmp'}",
-            "-cp", cp, str(self.conf_dir / "MiniHdfs.java"),
-            "--base-dir", str(data),
-            "--nn-port", str(ports.nn_rpc), "--http-port", str(ports.nn_http),
-            "--datanodes", str(NUM_DATANODES),
-            "--dn-http-ports", ",".join(map(str, ports.dn_http)),
-            "--dn-ipc-ports", ",".join(map(str, ports.dn_ipc)),
-            "--ready-file", str(self._ready_file),
-            "--conf", f"dfs.blocksize={blocksize}",
-            "--conf", f"dfs.namenode.fs-limits.min-block-size={MIN_BLOCKSIZE}",
+            f"-Dtest.build.data={data}",
+            f"-Djava.io.tmpdir={self.run_dir / 'hdfs' / 'tmp'}",
+            "-cp",
+            cp,
+            str(self.conf_dir / "MiniHdfs.java"),
+            "--base-dir",
+            str(data),
+            "--nn-port",
+            str(ports.nn_rpc),
+            "--http-port",
+            str(ports.nn_http),
+            "--datanodes",
+            str(NUM_DATANODES),
+            "--dn-http-ports",
+            ",".join(map(str, ports.dn_http)),
+            "--dn-ipc-ports",
+            ",".join(map(str, ports.dn_ipc)),
+            "--ready-file",
+            str(self._ready_file),
+            "--conf",
+            f"dfs.blocksize={blocksize}",
+            "--conf",
+            f"dfs.namenode.fs-limits.min-block-size={MIN_BLOCKSIZE}",
         ]
 
     def _start_hdfs(self, java: str, cp: str, ports: Ports) -> int:
@@ -835,8 +902,7 @@ class DevCluster:
         except ValueError:
             raise DevClusterError(f"HDFS launcher sent a bad reply to {command!r}: {buf[:200]!r}") from None
         if not reply.get("ok"):
-            raise DevClusterError(f"HDFS launcher: {command}: {reply.get('error')}",
-                                  log_path=self._log("hdfs"))
+            raise DevClusterError(f"HDFS launcher: {command}: {reply.get('error')}", log_path=self._log("hdfs"))
         return reply.get("result")
 
     def _namenode_state(self, ports: Ports, timeout: float = 3.0) -> dict:
@@ -859,8 +925,11 @@ class DevCluster:
         while True:
             if self._pid("hdfs") != pid:
                 tail = _tail(log, 40)
-                raise DevClusterError(f"HDFS launcher exited during startup: {_summary_line(tail)} (log: {log})",
-                                      log_path=log, log_tail=tail)
+                raise DevClusterError(
+                    f"HDFS launcher exited during startup: {_summary_line(tail)} (log: {log})",
+                    log_path=log,
+                    log_tail=tail,
+                )
             ready = _read_json(self._ready_file)
             if ready and ready.get("pid") == pid:
                 try:
@@ -886,16 +955,17 @@ class DevCluster:
             except (OSError, ValueError) as e:
                 last = str(e)
             if time.monotonic() > deadline:
-                raise DevClusterTimeout(f"{what}: NameNode still reports {last}, want {want}",
-                                        log_path=self._log("hdfs"), log_tail=_tail(self._log("hdfs")))
+                raise DevClusterTimeout(
+                    f"{what}: NameNode still reports {last}, want {want}",
+                    log_path=self._log("hdfs"),
+                    log_tail=_tail(self._log("hdfs")),
+                )
             time.sleep(0.2)
 
     # ---- ZooKeeper -------------------------------------------------------------------------
 
     def _zk_cfg(self, sid: int, ports: Ports) -> str:
-        servers = "".join(
-            f"server.{s}={LOOPBACK}:{ports.zk_quorum(s)}:{ports.zk_election(s)}\n" for s in ZK_IDS
-        )
+        servers = "".join(f"server.{s}={LOOPBACK}:{ports.zk_quorum(s)}:{ports.zk_election(s)}\n" for s in ZK_IDS)
         return (
             "# generated by mdl.devcluster\n"
             "tickTime=500\n"
@@ -908,17 +978,21 @@ class DevCluster:
             "admin.enableServer=false\n"
             "4lw.commands.whitelist=ruok,srvr,stat,mntr,conf,isro\n"
             "standaloneEnabled=false\n"
-            "preAllocSize=4096\n"
-            + servers
+            "preAllocSize=4096\n" + servers
         )
 
     def _zk_cmd(self, java: str, cp: str, sid: int) -> list[str]:
         return [
-            java, *ZK_JVM_FLAGS, "-Djava.net.preferIPv4Stack=true", self._marker(f"zk{sid}"),
+            java,
+            *ZK_JVM_FLAGS,
+            "-Djava.net.preferIPv4Stack=true",
+            self._marker(f"zk{sid}"),
             "-Dzookeeper.admin.enableServer=false",
             "-Dorg.slf4j.simpleLogger.showDateTime=true",
             "-Dorg.slf4j.simpleLogger.dateTimeFormat=yyyy-MM-dd'T'HH:mm:ss.SSS",
-            "-cp", cp, "org.apache.zookeeper.server.quorum.QuorumPeerMain",
+            "-cp",
+            cp,
+            "org.apache.zookeeper.server.quorum.QuorumPeerMain",
             str(self.run_dir / f"zk{sid}" / "zoo.cfg"),
         ]
 
@@ -935,21 +1009,25 @@ class DevCluster:
         _write_atomic(zdir / "zoo.cfg", self._zk_cfg(sid, ports))
         return self._spawn(f"zk{sid}", self._zk_cmd(java, cp, sid), self._java_env(), zdir)
 
-    def _wait_zk(self, sid: int, pid: int, ports: Ports, deadline: float, quorum: bool) -> str:
+    def _wait_zk(self, sid: int, pid: int | None, ports: Ports, deadline: float, quorum: bool) -> str:
         log = self._log(f"zk{sid}")
         mode = None
         while True:
             if self._pid(f"zk{sid}") != pid:
                 tail = _tail(log, 40)
-                raise DevClusterError(f"ZooKeeper {sid} exited during startup: {_summary_line(tail)} (log: {log})",
-                                      log_path=log, log_tail=tail)
+                raise DevClusterError(
+                    f"ZooKeeper {sid} exited during startup: {_summary_line(tail)} (log: {log})",
+                    log_path=log,
+                    log_tail=tail,
+                )
             mode = zk_mode(ports.zk_client(sid), timeout=1.0)
             if mode in ("leader", "follower") or (not quorum and mode is not None):
                 return mode
             if time.monotonic() > deadline:
                 raise DevClusterTimeout(
                     f"ZooKeeper {sid} not serving in time (srvr: {mode or 'no answer'}); see {log}",
-                    log_path=log, log_tail=_tail(log, 40),
+                    log_path=log,
+                    log_tail=_tail(log, 40),
                 )
             time.sleep(0.2)
 
@@ -992,9 +1070,18 @@ class DevCluster:
                 shutil.rmtree(self.run_dir, ignore_errors=True)
                 self.run_dir.mkdir(parents=True)
                 ports = Ports(requested)
-                _write_atomic(self.run_dir / "cluster.json", json.dumps(
-                    {"port_offset": ports.offset, "ports": ports.as_dict(), "state_dir": str(self.dir),
-                     "started_at": _now_iso()}, indent=1))
+                _write_atomic(
+                    self.run_dir / "cluster.json",
+                    json.dumps(
+                        {
+                            "port_offset": ports.offset,
+                            "ports": ports.as_dict(),
+                            "state_dir": str(self.dir),
+                            "started_at": _now_iso(),
+                        },
+                        indent=1,
+                    ),
+                )
                 for role in ("hdfs", *(f"zk{s}" for s in ZK_IDS)):
                     self._log(role).unlink(missing_ok=True)
             else:
@@ -1022,13 +1109,15 @@ class DevCluster:
                         started.append(f"datanode{dn['index']}")
             self._wait_hdfs(hdfs_pid, ports, deadline)
         result = self.status()
-        result.update({
-            "changed": bool(started),
-            "started": started,
-            "seconds": round(time.monotonic() - t0, 2),
-            "maven_resolved": resolved,
-            "maven_seconds": round(maven_seconds, 2),
-        })
+        result.update(
+            {
+                "changed": bool(started),
+                "started": started,
+                "seconds": round(time.monotonic() - t0, 2),
+                "maven_resolved": resolved,
+                "maven_seconds": round(maven_seconds, 2),
+            }
+        )
         return result
 
     def _wait_hdfs_ready_file(self, pid: int, deadline: float) -> None:
@@ -1037,11 +1126,17 @@ class DevCluster:
             if ready and ready.get("pid") == pid:
                 return
             if self._pid("hdfs") != pid:
-                raise DevClusterError(f"HDFS launcher exited (log: {self._log('hdfs')})",
-                                      log_path=self._log("hdfs"), log_tail=_tail(self._log("hdfs")))
+                raise DevClusterError(
+                    f"HDFS launcher exited (log: {self._log('hdfs')})",
+                    log_path=self._log("hdfs"),
+                    log_tail=_tail(self._log("hdfs")),
+                )
             if time.monotonic() > deadline:
-                raise DevClusterTimeout(f"HDFS launcher not ready in time; see {self._log('hdfs')}",
-                                        log_path=self._log("hdfs"), log_tail=_tail(self._log("hdfs")))
+                raise DevClusterTimeout(
+                    f"HDFS launcher not ready in time; see {self._log('hdfs')}",
+                    log_path=self._log("hdfs"),
+                    log_tail=_tail(self._log("hdfs")),
+                )
             time.sleep(0.3)
 
     def down(self) -> dict[str, Any]:
@@ -1069,8 +1164,12 @@ class DevCluster:
                     stopped.append({"role": role, "pid": pid})
             existed = self.run_dir.exists()
             shutil.rmtree(self.run_dir, ignore_errors=True)
-        return {"changed": bool(stopped) or existed, "stopped": stopped,
-                "seconds": round(time.monotonic() - t0, 2), "state_dir": str(self.dir)}
+        return {
+            "changed": bool(stopped) or existed,
+            "stopped": stopped,
+            "seconds": round(time.monotonic() - t0, 2),
+            "state_dir": str(self.dir),
+        }
 
     def status(self) -> dict[str, Any]:
         """Per-component state: processes, ports, ZooKeeper modes, DataNodes, NameNode view."""
@@ -1097,8 +1196,11 @@ class DevCluster:
                     nn = self._namenode_state(ports)
                     hdfs.update(nn)
                     running_dns = sum(1 for d in hdfs.get("datanodes") or [] if d.get("running"))
-                    hdfs["healthy"] = bool(nn["webhdfs"] and nn["fs_state"] == "Operational"
-                                           and nn["live_datanodes"] == NUM_DATANODES == running_dns)
+                    hdfs["healthy"] = bool(
+                        nn["webhdfs"]
+                        and nn["fs_state"] == "Operational"
+                        and nn["live_datanodes"] == NUM_DATANODES == running_dns
+                    )
                 except (OSError, ValueError) as e:
                     hdfs["namenode_error"] = str(e)
             else:
@@ -1107,11 +1209,18 @@ class DevCluster:
         for sid in ZK_IDS:
             pid = self._pid(f"zk{sid}")
             mode = zk_mode(ports.zk_client(sid), timeout=1.0) if pid is not None else None
-            servers.append({
-                "id": sid, "running": pid is not None, "pid": pid, "mode": mode,
-                "client_port": ports.zk_client(sid), "quorum_port": ports.zk_quorum(sid),
-                "election_port": ports.zk_election(sid), "log": str(self._log(f"zk{sid}")),
-            })
+            servers.append(
+                {
+                    "id": sid,
+                    "running": pid is not None,
+                    "pid": pid,
+                    "mode": mode,
+                    "client_port": ports.zk_client(sid),
+                    "quorum_port": ports.zk_quorum(sid),
+                    "election_port": ports.zk_election(sid),
+                    "log": str(self._log(f"zk{sid}")),
+                }
+            )
         zk = {
             "running": all(s["running"] for s in servers),
             "healthy": all(s["mode"] in ("leader", "follower") for s in servers),
@@ -1128,8 +1237,9 @@ class DevCluster:
 
     # ---- fault controls --------------------------------------------------------------------
 
-    def stop_datanode(self, i: int, *, mark_dead: bool = False, wait_dead: bool = False,
-                      timeout: float = 60.0) -> dict[str, Any]:
+    def stop_datanode(
+        self, i: int, *, mark_dead: bool = False, wait_dead: bool = False, timeout: float = 60.0
+    ) -> dict[str, Any]:
         """Stop DataNode ``i`` (0-based); returns once it is shut down inside the launcher.
 
         ``mark_dead``: tell the NameNode at once (setDataNodeDead) instead of after ~12 s.
@@ -1187,8 +1297,12 @@ class DevCluster:
         quorum = sum(1 for s in ZK_IDS if self._pid(f"zk{s}") is not None) > len(ZK_IDS) // 2
         deadline = time.monotonic() + timeout
         return [
-            {"id": sid, "changed": changed[sid], "pid": pids[sid],
-             "mode": self._wait_zk(sid, pids[sid], ports, deadline, quorum)}
+            {
+                "id": sid,
+                "changed": changed[sid],
+                "pid": pids[sid],
+                "mode": self._wait_zk(sid, pids[sid], ports, deadline, quorum),
+            }
             for sid in sids
         ]
 
@@ -1214,8 +1328,14 @@ class DevCluster:
 
     # ---- Hadoop's own shell ----------------------------------------------------------------
 
-    def fs_shell(self, *args: str, user: str | None = None, input: bytes | None = None,
-                 timeout: float = 120.0, check: bool = False) -> subprocess.CompletedProcess:
+    def fs_shell(
+        self,
+        *args: str,
+        user: str | None = None,
+        input: bytes | None = None,
+        timeout: float = 120.0,
+        check: bool = False,
+    ) -> subprocess.CompletedProcess:
         """Run ``hadoop fs`` (org.apache.hadoop.fs.FsShell) against the cluster.
 
         Returns a CompletedProcess with bytes stdout/stderr. ``user`` runs it as another HDFS
@@ -1226,18 +1346,25 @@ class DevCluster:
         self._write_confs()
         ports = self.ports
         cmd = [
-            java, "-Xmx512m", "-XX:TieredStopAtLevel=1", *JAVA17_FLAGS,
+            java,
+            "-Xmx512m",
+            "-XX:TieredStopAtLevel=1",
+            *JAVA17_FLAGS,
             f"-Dlog4j.configuration=file:{self.conf_dir / 'log4j-client.properties'}",
-            "-cp", f"{self.conf_dir / 'client'}{os.pathsep}{cps['hdfs']}", "org.apache.hadoop.fs.FsShell",
-            "-fs", f"hdfs://{LOOPBACK}:{ports.nn_rpc}",
+            "-cp",
+            f"{self.conf_dir / 'client'}{os.pathsep}{cps['hdfs']}",
+            "org.apache.hadoop.fs.FsShell",
+            "-fs",
+            f"hdfs://{LOOPBACK}:{ports.nn_rpc}",
             *args,
         ]
         env = self._java_env()
         if user:
             env["HADOOP_USER_NAME"] = user
         try:
-            return subprocess.run(cmd, input=input, capture_output=True, env=env, timeout=timeout,
-                                  check=check, cwd=self.dir)
+            return subprocess.run(
+                cmd, input=input, capture_output=True, env=env, timeout=timeout, check=check, cwd=self.dir
+            )
         except subprocess.TimeoutExpired:
             raise DevClusterTimeout(f"FsShell {' '.join(args)} took over {timeout} s") from None
 
@@ -1270,8 +1397,7 @@ def env_snippet() -> str:
     return _default().env_snippet()
 
 
-def stop_datanode(i: int, *, mark_dead: bool = False, wait_dead: bool = False,
-                  timeout: float = 60.0) -> dict[str, Any]:
+def stop_datanode(i: int, *, mark_dead: bool = False, wait_dead: bool = False, timeout: float = 60.0) -> dict[str, Any]:
     return _default().stop_datanode(i, mark_dead=mark_dead, wait_dead=wait_dead, timeout=timeout)
 
 
@@ -1295,6 +1421,7 @@ def start_zk_all(*, timeout: float = 60.0) -> list[dict[str, Any]]:
     return _default().start_zk_all(timeout=timeout)
 
 
-def fs_shell(*args: str, user: str | None = None, input: bytes | None = None,
-             timeout: float = 120.0, check: bool = False) -> subprocess.CompletedProcess:
+def fs_shell(
+    *args: str, user: str | None = None, input: bytes | None = None, timeout: float = 120.0, check: bool = False
+) -> subprocess.CompletedProcess:
     return _default().fs_shell(*args, user=user, input=input, timeout=timeout, check=check)

@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["HistoryEntry", "Pointer", "Registry", "Replica", "ReplicaHandle", "Watch", "open_registry"]
 
 
-def open_registry(config: "Config") -> Registry:
+def open_registry(config: Config) -> Registry:
     url: str = config["registry.url"]
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "sqlite":
@@ -24,5 +24,7 @@ def open_registry(config: "Config") -> Registry:
         from mdl.registry.zookeeper import ZooKeeperRegistry
 
         return ZooKeeperRegistry.from_config(config)
-    raise ConfigError(f"registry.url {url!r} has unknown scheme {scheme!r}",
-                      hint="use sqlite:///path/registry.db or zk://host:2181/chroot")
+    raise ConfigError(
+        f"registry.url {url!r} has unknown scheme {scheme!r}",
+        hint="use sqlite:///path/registry.db or zk://host:2181/chroot",
+    )

@@ -6,8 +6,9 @@ from __future__ import annotations
 
 import threading
 from abc import ABC, abstractmethod
-from contextlib import nullcontext
-from typing import Any, Callable, ContextManager, NamedTuple
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from typing import Any, NamedTuple
 
 NO_REVISION = -1  # the revision of a model that has no pointer yet
 
@@ -58,6 +59,10 @@ class Watch:
     def stopped(self) -> bool:
         return self._stopped.is_set()
 
+    def wait_stopped(self, timeout: float) -> bool:
+        """Sleep up to ``timeout`` seconds, waking at once when the watch is stopped; returns ``stopped``."""
+        return self._stopped.wait(timeout)
+
     @property
     def live(self) -> bool:
         """True while every change will be delivered (for a remote registry: while connected)."""
@@ -87,12 +92,16 @@ def parse_pointer(data: bytes | str | None, name: str, where: str, hint: str | N
     from mdl.names import validate_alias, validate_version
 
     def bad(why: str) -> IntegrityError:
-        return IntegrityError(f"the pointer of {name!r} ({where}) {why}",
-                              hint=hint or "fix or delete it with the registry's own tools; mdl does not change "
-                                           "a pointer it cannot read")
+        return IntegrityError(
+            f"the pointer of {name!r} ({where}) {why}",
+            hint=hint or "fix or delete it with the registry's own tools; mdl does not change a pointer it cannot read",
+        )
 
-    if data is None or (isinstance(data, (bytes, bytearray)) and not data.strip()) or (
-            isinstance(data, str) and not data.strip()):
+    if (
+        data is None
+        or (isinstance(data, (bytes, bytearray)) and not data.strip())
+        or (isinstance(data, str) and not data.strip())
+    ):
         return {}
     if not isinstance(data, (str, bytes, bytearray)):
         raise bad(f"is not a JSON document (a stored {type(data).__name__})")
@@ -128,6 +137,8 @@ def parse_history_entry(seq: Any, d: Any) -> HistoryEntry | None:
         return None
     alias, frm, to = d.get("alias"), d.get("from"), d.get("to")
     who, at, action = d.get("who", ""), d.get("at", ""), d.get("action", "promote")
+    if not isinstance(alias, str):
+        return None
     try:
         validate_alias(alias)
         for v in (frm, to):
@@ -166,7 +177,7 @@ def parse_replica_data(data: bytes | str | None) -> dict[str, Any] | None:
 
 def _short(value: Any, limit: int = 60) -> str:
     text = repr(value)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 PointerCallback = Callable[[Pointer], None]
@@ -191,8 +202,7 @@ class Registry(ABC):
         """The current pointer (empty aliases and NO_REVISION if the model has none)."""
 
     @abstractmethod
-    def cas(self, name: str, alias: str, version: str | None, expected_revision: int,
-            who: str, action: str) -> Pointer:
+    def cas(self, name: str, alias: str, version: str | None, expected_revision: int, who: str, action: str) -> Pointer:
         """Set (or with ``None`` remove) one alias if the pointer is still at ``expected_revision``;
         append the move to the history in the same atomic step. Raise CasConflict otherwise."""
 
@@ -223,13 +233,13 @@ class Registry(ABC):
         """The copy kept by ``put_manifest``, or None."""
         return None
 
-    def download_slot(self, name: str, limit: int) -> ContextManager[None]:
+    def download_slot(self, name: str, limit: int) -> AbstractContextManager[None]:
         """Hold one of ``limit`` download slots for a model across the fleet (no cap if ``limit`` <= 0)."""
         if limit <= 0:
             return nullcontext()
         return self._slot(name, limit)
 
-    def _slot(self, name: str, limit: int) -> ContextManager[None]:
+    def _slot(self, name: str, limit: int) -> AbstractContextManager[None]:
         raise NotImplementedError(f"{type(self).__name__} has no download slots")
 
     def close(self) -> None:

@@ -13,22 +13,36 @@ import os
 import sqlite3
 import threading
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from mdl.errors import CasConflict, ConfigError, InvalidInput, MdlError, Unavailable
 from mdl.host import hostname, now_iso
 from mdl.names import validate_name
 from mdl.registry.base import (
-    MANIFEST_COPY_MAX, NO_REVISION, HistoryEntry, Pointer, PointerCallback, Registry, Replica, ReplicaHandle, Watch,
-    deliver, parse_history_entry, parse_pointer, parse_replica_data,
+    MANIFEST_COPY_MAX,
+    NO_REVISION,
+    HistoryEntry,
+    Pointer,
+    PointerCallback,
+    Registry,
+    Replica,
+    ReplicaHandle,
+    Watch,
+    deliver,
+    parse_history_entry,
+    parse_pointer,
+    parse_replica_data,
 )
+from mdl.retry import Backoff
 
 log = logging.getLogger("mdl.registry.sqlite")
 
 POLL_SECONDS = 0.05
+OPEN_BACKOFF = Backoff(base=0.02, cap=0.06)  # processes opening one new database at once
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pointers (model TEXT PRIMARY KEY, doc TEXT NOT NULL, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS history (
@@ -89,21 +103,24 @@ class SqliteRegistry(Registry):
         """A database error as mdl's: a database held locked by another process is 'busy'."""
         text = str(exc)
         if isinstance(exc, sqlite3.OperationalError) and ("locked" in text or "busy" in text):
-            return Unavailable(f"registry {str(self.path)!r} is locked/busy: another process held it for more "
-                               f"than {self.timeout:g} s",
-                               hint="retry; if it persists, find the process holding the database open "
-                                    "(fuser/lsof); registry.timeout sets how long mdl waits")
-        return Unavailable(f"registry {str(self.path)!r}: {text}",
-                           hint="check registry.url and that the database file is an mdl registry")
+            return Unavailable(
+                f"registry {str(self.path)!r} is locked/busy: another process held it for more than {self.timeout:g} s",
+                hint="retry; if it persists, find the process holding the database open "
+                "(fuser/lsof); registry.timeout sets how long mdl waits",
+            )
+        return Unavailable(
+            f"registry {str(self.path)!r}: {text}",
+            hint="check registry.url and that the database file is an mdl registry",
+        )
 
     def _connect(self) -> sqlite3.Connection:
         deadline = time.monotonic() + self.timeout
+        attempt = 0
         while True:
             conn: sqlite3.Connection | None = None
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
-                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None,
-                                       check_same_thread=False)
+                conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
@@ -116,22 +133,31 @@ class SqliteRegistry(Registry):
                 if "locked" in str(exc) and time.monotonic() > deadline:
                     raise self._unavailable(exc) from None
                 if "locked" not in str(exc):
-                    raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
-                                      hint="check registry.url and that its directory is writable") from None
-                time.sleep(0.01 + int.from_bytes(os.urandom(1), "big") / 5000)  # 10..60 ms, not in lockstep
+                    raise Unavailable(
+                        f"cannot open registry {str(self.path)!r}: {exc}",
+                        hint="check registry.url and that its directory is writable",
+                    ) from None
+                attempt += 1
+                OPEN_BACKOFF.sleep(attempt)
             except sqlite3.DatabaseError as exc:
                 if conn is not None:
                     conn.close()
                 if "not a database" in str(exc):
-                    raise ConfigError(f"registry.url {self.url!r}: {str(self.path)!r} is not an SQLite database",
-                                      hint="point registry.url at an mdl registry or a new file") from None
-                raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
-                                  hint="check registry.url and that its directory is writable") from None
+                    raise ConfigError(
+                        f"registry.url {self.url!r}: {str(self.path)!r} is not an SQLite database",
+                        hint="point registry.url at an mdl registry or a new file",
+                    ) from None
+                raise Unavailable(
+                    f"cannot open registry {str(self.path)!r}: {exc}",
+                    hint="check registry.url and that its directory is writable",
+                ) from None
             except (OSError, sqlite3.Error) as exc:
                 if conn is not None:
                     conn.close()
-                raise Unavailable(f"cannot open registry {str(self.path)!r}: {exc}",
-                                  hint="check registry.url and that its directory is writable") from None
+                raise Unavailable(
+                    f"cannot open registry {str(self.path)!r}: {exc}",
+                    hint="check registry.url and that its directory is writable",
+                ) from None
 
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
@@ -160,8 +186,7 @@ class SqliteRegistry(Registry):
         aliases, revision = self._pointer_of(name, rows[0] if rows else None)
         return Pointer(name, aliases, revision)
 
-    def cas(self, name: str, alias: str, version: str | None, expected_revision: int,
-            who: str, action: str) -> Pointer:
+    def cas(self, name: str, alias: str, version: str | None, expected_revision: int, who: str, action: str) -> Pointer:
         validate_name(name)
         with self._lock:
             c = self._conn
@@ -181,10 +206,13 @@ class SqliteRegistry(Registry):
                     c.execute(
                         "INSERT INTO pointers (model, doc, revision) VALUES (?, ?, ?) "
                         "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
-                        (name, json.dumps(doc, sort_keys=True), new_rev))
+                        (name, json.dumps(doc, sort_keys=True), new_rev),
+                    )
                     c.execute(
                         "INSERT INTO history (model, alias, from_version, to_version, who, at, action) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)", (name, alias, previous, version, who, now_iso(), action))
+                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                        (name, alias, previous, version, who, now_iso(), action),
+                    )
                     c.execute("COMMIT")
                 except BaseException:
                     _rollback(c)
@@ -196,8 +224,9 @@ class SqliteRegistry(Registry):
     def put_manifest(self, name: str, version: str, data: bytes) -> None:
         validate_name(name)
         if len(data) <= MANIFEST_COPY_MAX:
-            self._query("INSERT OR IGNORE INTO manifests (model, version, data) VALUES (?, ?, ?)",
-                        (name, version, data))
+            self._query(
+                "INSERT OR IGNORE INTO manifests (model, version, data) VALUES (?, ?, ?)", (name, version, data)
+            )
 
     def get_manifest(self, name: str, version: str) -> bytes | None:
         validate_name(name)
@@ -210,12 +239,14 @@ class SqliteRegistry(Registry):
     def history(self, name: str) -> list[HistoryEntry]:
         validate_name(name)
         rows = self._query(
-            "SELECT seq, alias, from_version, to_version, who, at, action FROM history "
-            "WHERE model = ? ORDER BY seq", (name,))
+            "SELECT seq, alias, from_version, to_version, who, at, action FROM history WHERE model = ? ORDER BY seq",
+            (name,),
+        )
         entries = []
         for seq, alias, frm, to, who, at, action in rows:
-            entry = parse_history_entry(seq, {"alias": alias, "from": frm, "to": to, "who": who, "at": at,
-                                              "action": action})
+            entry = parse_history_entry(
+                seq, {"alias": alias, "from": frm, "to": to, "who": who, "at": at, "action": action}
+            )
             if entry is None:
                 log.warning("skipping unreadable history entry %r of %r in %s", seq, name, self.path)
             else:
@@ -256,7 +287,7 @@ class SqliteRegistry(Registry):
                             else:
                                 bad = None
                                 deliver(callback, pointer)
-                    w._stopped.wait(POLL_SECONDS)
+                    w.wait_stopped(POLL_SECONDS)
             except Exception:  # never a traceback from the watch thread
                 log.exception("watching the pointer of %r in %s failed", name, self.path)
             finally:
@@ -271,8 +302,7 @@ class SqliteRegistry(Registry):
 
     def list_replicas(self, name: str) -> list[Replica]:
         validate_name(name)
-        rows = self._query("SELECT id, data, host, pid, pid_start FROM replicas WHERE model = ? ORDER BY id",
-                           (name,))
+        rows = self._query("SELECT id, data, host, pid, pid_start FROM replicas WHERE model = ? ORDER BY id", (name,))
         live = []
         for rid, data, host, pid, start in rows:
             if not _alive(host, pid, start):
@@ -295,8 +325,9 @@ class SqliteRegistry(Registry):
                 try:
                     c.execute("BEGIN IMMEDIATE")
                     try:
-                        rows = c.execute("SELECT holder, host, pid, pid_start FROM slots WHERE model = ?",
-                                         (name,)).fetchall()
+                        rows = c.execute(
+                            "SELECT holder, host, pid, pid_start FROM slots WHERE model = ?", (name,)
+                        ).fetchall()
                         live = 0
                         for h, hst, p, start in rows:
                             if _alive(hst, p, start):
@@ -304,8 +335,10 @@ class SqliteRegistry(Registry):
                             else:
                                 c.execute("DELETE FROM slots WHERE model = ? AND holder = ?", (name, h))
                         if live < limit:
-                            c.execute("INSERT INTO slots VALUES (?, ?, ?, ?, ?)", (name, holder, host, pid,
-                                                                                  _process_start(pid)))
+                            c.execute(
+                                "INSERT INTO slots VALUES (?, ?, ?, ?, ?)",
+                                (name, holder, host, pid, _process_start(pid)),
+                            )
                         c.execute("COMMIT")
                     except BaseException:
                         _rollback(c)
@@ -348,12 +381,14 @@ class _SqliteReplica(ReplicaHandle):
         pid = os.getpid()
         reg._query(
             "INSERT OR REPLACE INTO replicas (model, id, data, host, pid, pid_start) VALUES (?, ?, ?, ?, ?, ?)",
-            (name, replica_id, json.dumps(self._data), hostname(), pid, _process_start(pid)))
+            (name, replica_id, json.dumps(self._data), hostname(), pid, _process_start(pid)),
+        )
 
     def update(self, **data: Any) -> None:
         self._data.update(data)
-        self._reg._query("UPDATE replicas SET data = ? WHERE model = ? AND id = ?",
-                         (json.dumps(self._data), self._name, self.id))
+        self._reg._query(
+            "UPDATE replicas SET data = ? WHERE model = ? AND id = ?", (json.dumps(self._data), self._name, self.id)
+        )
 
     def close(self) -> None:
         self._reg._query("DELETE FROM replicas WHERE model = ? AND id = ?", (self._name, self.id))

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from typing import Any, AsyncIterator, Callable
+from typing import Any
 
 import orjson
 from starlette.applications import Starlette
@@ -50,10 +51,19 @@ def _error(status: int, message: str, version: str | None = None, **headers: str
 class ServerApp:
     """Serves one model ``name``; ``status`` returns the watcher's view ({state, error, desired})."""
 
-    def __init__(self, name: str, holder: ModelHolder, engine: Engine, metrics: Metrics, *,
-                 max_body: int = 16 * 1024 * 1024, read_timeout: float = 30.0,
-                 status: Callable[[], dict] | None = None, on_startup: Callable[[], None] | None = None,
-                 on_shutdown: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        name: str,
+        holder: ModelHolder,
+        engine: Engine,
+        metrics: Metrics,
+        *,
+        max_body: int = 16 * 1024 * 1024,
+        read_timeout: float = 30.0,
+        status: Callable[[], dict] | None = None,
+        on_startup: Callable[[], None] | None = None,
+        on_shutdown: Callable[[], None] | None = None,
+    ) -> None:
         self.name, self.holder, self.engine, self.metrics = name, holder, engine, metrics
         self.max_body = max_body
         self.deadlines = _ReadDeadlines(read_timeout)
@@ -107,8 +117,9 @@ class ServerApp:
 
     # -- inference --------------------------------------------------------------------------------
 
-    async def infer(self, scope: dict, receive: Callable, send: Callable, kind: int, model_name: str,
-                    version: str | None) -> None:
+    async def infer(
+        self, scope: dict, receive: Callable, send: Callable, kind: int, model_name: str, version: str | None
+    ) -> None:
         started = time.perf_counter()
         model: LoadedModel | None = self.holder.active
         label_model, label_version = self.name, ""
@@ -120,8 +131,9 @@ class ServerApp:
             resp = error_response(503, self._not_loaded())
             extra.append((b"retry-after", b"1"))
         elif version is not None and version != model.version:
-            resp = error_response(404, f"version {version!r} of {self.name} is not loaded "
-                                       f"(this server serves {model.version})")
+            resp = error_response(
+                404, f"version {version!r} of {self.name} is not loaded (this server serves {model.version})"
+            )
             label_version = model.version
         elif self.engine.pending >= self.engine.max_queue:
             resp = error_response(503, "overloaded: too many requests queued")
@@ -146,8 +158,9 @@ class ServerApp:
         await send({"type": "http.response.body", "body": body})
         self.metrics.observe(label_model, label_version, _PROTOCOL[kind], status, time.perf_counter() - started)
 
-    async def _predict(self, scope: dict, receive: Callable, kind: int, model: LoadedModel,
-                       extra: list) -> tuple[int, list, bytes]:
+    async def _predict(
+        self, scope: dict, receive: Callable, kind: int, model: LoadedModel, extra: list
+    ) -> tuple[int, list, bytes]:
         length = header_length = encoding = None
         for k, v in scope["headers"]:
             if k == b"content-length":
@@ -246,10 +259,14 @@ class ServerApp:
         m = self.holder.active
         st = self.status()
         ok = m is not None and not self.stopping
-        body = {"ready": ok, "model": self.name, "version": m.version if m else None, "state": st.get("state"),
-                "error": st.get("error")}
-        return JSON(body, status_code=200 if ok else 503,
-                    headers={"X-Model-Version": m.version} if m else None)
+        body = {
+            "ready": ok,
+            "model": self.name,
+            "version": m.version if m else None,
+            "state": st.get("state"),
+            "error": st.get("error"),
+        }
+        return JSON(body, status_code=200 if ok else 503, headers={"X-Model-Version": m.version} if m else None)
 
     def _resolve(self, model: str, version: str | None) -> LoadedModel | JSON:
         if model != self.name:
@@ -258,8 +275,9 @@ class ServerApp:
         if m is None:
             return _error(503, self._not_loaded(), **{"Retry-After": "1"})
         if version is not None and version != m.version:
-            return _error(404, f"version {version!r} of {self.name} is not loaded (this server serves {m.version})",
-                          m.version)
+            return _error(
+                404, f"version {version!r} of {self.name} is not loaded (this server serves {m.version})", m.version
+            )
         return m
 
     async def model_metadata(self, request: Request) -> JSON:
@@ -272,8 +290,11 @@ class ServerApp:
         m = self._resolve(request.path_params["model"], request.path_params.get("version"))
         if isinstance(m, JSON):
             return m
-        return JSON({"name": self.name, "version": m.version, "ready": not self.stopping},
-                    headers={"X-Model-Version": m.version}, status_code=503 if self.stopping else 200)
+        return JSON(
+            {"name": self.name, "version": m.version, "ready": not self.stopping},
+            headers={"X-Model-Version": m.version},
+            status_code=503 if self.stopping else 200,
+        )
 
     def tf_status(self, name: str, version: str | None) -> JSON:
         """TF Serving's GET /v1/models/<m>[/versions/<v>] (version status)."""
@@ -282,16 +303,24 @@ class ServerApp:
         m = self.holder.active
         st = self.status()
         if version is not None and (m is None or version != m.version):
-            return _error(404, f"version {version!r} of {self.name} is not loaded"
-                               + (f" (this server serves {m.version})" if m else ""), m.version if m else None)
+            return _error(
+                404,
+                f"version {version!r} of {self.name} is not loaded"
+                + (f" (this server serves {m.version})" if m else ""),
+                m.version if m else None,
+            )
         if m is None:
-            entry = {"version": st.get("desired") or "", "state": "LOADING" if not st.get("error") else "END",
-                     "status": {"error_code": "UNAVAILABLE" if st.get("error") else "OK",
-                                "error_message": st.get("error") or ""}}
+            entry = {
+                "version": st.get("desired") or "",
+                "state": "LOADING" if not st.get("error") else "END",
+                "status": {
+                    "error_code": "UNAVAILABLE" if st.get("error") else "OK",
+                    "error_message": st.get("error") or "",
+                },
+            }
             return JSON({"model_version_status": [entry]})
         err = st.get("error") or ""
-        entry = {"version": m.version, "state": "AVAILABLE",
-                 "status": {"error_code": "OK", "error_message": ""}}
+        entry = {"version": m.version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
         doc: dict[str, Any] = {"model_version_status": [entry]}
         if err:
             doc["last_error"] = err  # a newer version failed to load; this one keeps serving

@@ -32,9 +32,17 @@ class ClientError(Exception):
 
 V2_TO_NP: dict[str, np.dtype] = {
     "BOOL": np.dtype(np.bool_),
-    "UINT8": np.dtype("<u1"), "UINT16": np.dtype("<u2"), "UINT32": np.dtype("<u4"), "UINT64": np.dtype("<u8"),
-    "INT8": np.dtype("<i1"), "INT16": np.dtype("<i2"), "INT32": np.dtype("<i4"), "INT64": np.dtype("<i8"),
-    "FP16": np.dtype("<f2"), "FP32": np.dtype("<f4"), "FP64": np.dtype("<f8"),
+    "UINT8": np.dtype("<u1"),
+    "UINT16": np.dtype("<u2"),
+    "UINT32": np.dtype("<u4"),
+    "UINT64": np.dtype("<u8"),
+    "INT8": np.dtype("<i1"),
+    "INT16": np.dtype("<i2"),
+    "INT32": np.dtype("<i4"),
+    "INT64": np.dtype("<i8"),
+    "FP16": np.dtype("<f2"),
+    "FP32": np.dtype("<f4"),
+    "FP64": np.dtype("<f8"),
     "BYTES": np.dtype(object),
 }
 _NP_TO_V2 = {(dt.kind, dt.itemsize): name for name, dt in V2_TO_NP.items() if name != "BYTES"}
@@ -55,6 +63,7 @@ def v2_datatype(dt: np.dtype) -> str:
 
 
 # -- request bodies ---------------------------------------------------------------------------------
+
 
 def decode_body(body: bytes, encoding: str | None, limit: int) -> bytes:
     """Undo a ``Content-Encoding`` (gzip, deflate) without letting a small body inflate past ``limit``."""
@@ -86,8 +95,11 @@ def _object(doc: Any, what: str) -> dict:
 
 
 def _check_shape(name: str, shape: Any) -> tuple[int, ...]:
-    if (not isinstance(shape, list) or len(shape) > MAX_DIMS
-            or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)):
+    if (
+        not isinstance(shape, list)
+        or len(shape) > MAX_DIMS
+        or not all(isinstance(d, int) and not isinstance(d, bool) and d >= 0 for d in shape)
+    ):
         raise ClientError(400, f"input {name!r}: shape must be a list of at most {MAX_DIMS} non-negative integers")
     return tuple(shape)
 
@@ -96,7 +108,8 @@ def _check_kind(name: str, datatype: str, arr: np.ndarray) -> None:
     kind = arr.dtype.kind
     if arr.size and kind not in _ACCEPTS[datatype]:
         what = {"U": "strings", "O": "mixed or null values", "f": "non-integer numbers", "b": "booleans"}.get(
-            kind, f"values of kind {kind!r}")
+            kind, f"values of kind {kind!r}"
+        )
         raise ClientError(400, f"input {name!r}: {datatype} data holds {what}")
 
 
@@ -154,7 +167,7 @@ def binary_tensor(name: str, datatype: str, shape: tuple[int, ...], raw: bytes |
             off += 4
             if off + n > len(raw):
                 raise ClientError(400, f"input {name!r}: truncated BYTES element")
-            items.append(raw[off:off + n])
+            items.append(raw[off : off + n])
             off += n
         arr = np.empty(len(items), dtype=object)
         arr[:] = items
@@ -163,8 +176,11 @@ def binary_tensor(name: str, datatype: str, shape: tuple[int, ...], raw: bytes |
         return arr.reshape(shape)
     dt = V2_TO_NP[datatype]
     if len(raw) != count * dt.itemsize:
-        raise ClientError(400, f"input {name!r}: shape {list(shape)} of {datatype} needs {count * dt.itemsize} "
-                               f"bytes, got binary_data_size {len(raw)}")
+        raise ClientError(
+            400,
+            f"input {name!r}: shape {list(shape)} of {datatype} needs {count * dt.itemsize} "
+            f"bytes, got binary_data_size {len(raw)}",
+        )
     return np.frombuffer(raw, dtype=dt).reshape(shape)
 
 
@@ -179,7 +195,7 @@ class V2Request:
 
 def parse_v2(body: bytes, header_length: str | None) -> V2Request:
     """Parse an infer request; ``header_length`` is the Inference-Header-Content-Length header."""
-    binary = b""
+    binary: bytes | memoryview = b""
     if header_length is not None:
         try:
             n = int(header_length)
@@ -210,8 +226,9 @@ def parse_v2(body: bytes, header_length: str | None) -> V2Request:
             raise ClientError(400, f"inputs[{i}]: name must be a non-empty string")
         datatype = t.get("datatype")
         if datatype not in V2_TO_NP:
-            raise ClientError(400, f"input {name!r}: unsupported datatype {datatype!r} "
-                                   f"(use one of {', '.join(V2_TO_NP)})")
+            raise ClientError(
+                400, f"input {name!r}: unsupported datatype {datatype!r} (use one of {', '.join(V2_TO_NP)})"
+            )
         shape = _check_shape(name, t.get("shape"))
         if shape and shape[0] == 0:  # refused here: batched with other requests, a model would accept it
             raise ClientError(400, f"input {name!r}: shape {list(shape)} has no rows; send at least one")
@@ -226,7 +243,7 @@ def parse_v2(body: bytes, header_length: str | None) -> V2Request:
                 raise ClientError(400, f"input {name!r}: has both data and binary_data_size")
             if offset + size > len(binary):
                 raise ClientError(400, f"input {name!r}: binary_data_size {size} runs past the end of the body")
-            inputs.append((name, binary_tensor(name, datatype, shape, binary[offset:offset + size])))
+            inputs.append((name, binary_tensor(name, datatype, shape, binary[offset : offset + size])))
             offset += size
         else:
             if "data" not in t:
@@ -251,8 +268,9 @@ def parse_v2(body: bytes, header_length: str | None) -> V2Request:
     return V2Request(rid, inputs, outputs, bool(params.get("binary_data_output", False)), params)
 
 
-def encode_v2(model_name: str, version: str, rid: str | None, outputs: list[tuple[str, bool, Any]]
-              ) -> tuple[bytes, list[tuple[bytes, bytes]]]:
+def encode_v2(
+    model_name: str, version: str, rid: str | None, outputs: list[tuple[str, bool, Any]]
+) -> tuple[bytes, list[tuple[bytes, bytes]]]:
     """The response body and its extra headers (content type; the binary header length if any)."""
     out_docs = []
     parts: list[bytes] = []
@@ -261,8 +279,11 @@ def encode_v2(model_name: str, version: str, rid: str | None, outputs: list[tupl
         datatype = v2_datatype(arr.dtype)
         entry: dict[str, Any] = {"name": name, "datatype": datatype, "shape": list(arr.shape)}
         if binary:
-            raw = _bytes_tensor(arr) if datatype == "BYTES" else np.ascontiguousarray(
-                arr, dtype=V2_TO_NP[datatype]).tobytes()
+            raw = (
+                _bytes_tensor(arr)
+                if datatype == "BYTES"
+                else np.ascontiguousarray(arr, dtype=V2_TO_NP[datatype]).tobytes()
+            )
             entry["parameters"] = {"binary_data_size": len(raw)}
             parts.append(raw)
         elif datatype == "BYTES":
@@ -278,8 +299,10 @@ def encode_v2(model_name: str, version: str, rid: str | None, outputs: list[tupl
     head = orjson.dumps(doc, option=orjson.OPT_SERIALIZE_NUMPY)
     if not parts:
         return head, [(b"content-type", JSON_CT)]
-    return head + b"".join(parts), [(b"content-type", OCTET_CT),
-                                    (b"inference-header-content-length", str(len(head)).encode())]
+    return head + b"".join(parts), [
+        (b"content-type", OCTET_CT),
+        (b"inference-header-content-length", str(len(head)).encode()),
+    ]
 
 
 def _bytes_tensor(arr: np.ndarray) -> bytes:
@@ -291,6 +314,7 @@ def _bytes_tensor(arr: np.ndarray) -> bytes:
 
 
 # -- TF Serving REST --------------------------------------------------------------------------------
+
 
 @dataclass
 class TFRequest:
@@ -332,8 +356,9 @@ def parse_tf(body: bytes) -> TFRequest:
 def encode_tf(version: str, columnar: bool, value: Any) -> bytes:
     arr = np.asarray(value)
     data = arr.tolist() if arr.dtype.kind in "USOa" or arr.dtype == np.float16 else np.ascontiguousarray(arr)
-    return orjson.dumps({"outputs" if columnar else "predictions": data, "model_version": version},
-                        option=orjson.OPT_SERIALIZE_NUMPY)
+    return orjson.dumps(
+        {"outputs" if columnar else "predictions": data, "model_version": version}, option=orjson.OPT_SERIALIZE_NUMPY
+    )
 
 
 def error_body(message: str) -> bytes:

@@ -16,11 +16,12 @@ import asyncio
 import logging
 import queue
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
-from mdl.server.codec import ClientError, decode_body, encode_tf, encode_v2, error_body, parse_tf, parse_v2, JSON_CT
+from mdl.server.codec import JSON_CT, ClientError, decode_body, encode_tf, encode_v2, error_body, parse_tf, parse_v2
 from mdl.server.model import LoadedModel
 
 log = logging.getLogger("mdl.server")
@@ -40,11 +41,33 @@ def _short(exc: BaseException) -> str:
 
 
 class Job:
-    __slots__ = ("model", "kind", "body", "header_length", "fut", "encoding", "limit", "x", "methods", "binary",
-                 "rid", "columnar", "outputs", "response")
+    __slots__ = (
+        "model",
+        "kind",
+        "body",
+        "header_length",
+        "fut",
+        "encoding",
+        "limit",
+        "x",
+        "methods",
+        "binary",
+        "rid",
+        "columnar",
+        "outputs",
+        "response",
+    )
 
-    def __init__(self, model: LoadedModel, kind: int, body: bytes, header_length: str | None,
-                 fut: asyncio.Future, encoding: str | None = None, limit: int = 0) -> None:
+    def __init__(
+        self,
+        model: LoadedModel,
+        kind: int,
+        body: bytes,
+        header_length: str | None,
+        fut: asyncio.Future,
+        encoding: str | None = None,
+        limit: int = 0,
+    ) -> None:
         self.model, self.kind, self.body, self.header_length, self.fut = model, kind, body, header_length, fut
         self.encoding, self.limit = encoding, limit
         self.x: Any = None
@@ -70,8 +93,9 @@ class Job:
                 wanted = req.outputs or [("predict", req.binary_output)]
                 for name, _ in wanted:
                     if name not in m.methods:
-                        raise ClientError(400, f"model {m.name} has no output {name!r} "
-                                               f"(it has: {', '.join(m.methods)})")
+                        raise ClientError(
+                            400, f"model {m.name} has no output {name!r} (it has: {', '.join(m.methods)})"
+                        )
                 self.methods = tuple(n for n, _ in wanted)
                 self.binary = tuple(b or req.binary_output for _, b in wanted)
                 self.rid = req.id
@@ -79,8 +103,11 @@ class Job:
                 req_tf = parse_tf(self.body)
                 x, self.columnar = req_tf.x, req_tf.columnar
             if m.n_features is not None and (x.ndim != 2 or x.shape[1] != m.n_features):
-                raise ClientError(400, f"model {m.name} version {m.version} takes input of shape "
-                                       f"[rows, {m.n_features}]; got {list(x.shape)}")
+                raise ClientError(
+                    400,
+                    f"model {m.name} version {m.version} takes input of shape "
+                    f"[rows, {m.n_features}]; got {list(x.shape)}",
+                )
             self.x = x
             self.body = b""  # the parsed array is all that is needed now
             return True
@@ -96,8 +123,9 @@ class Job:
             self.outputs = {name: self.model.methods[name](self.x) for name in self.methods}
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             # the model's own validation (NaN, strings for numbers, unseen categories...): the input
-            self.response = error_response(400, f"model {self.model.name} version {self.model.version} "
-                                                f"rejected the input: {_short(exc)}")
+            self.response = error_response(
+                400, f"model {self.model.name} version {self.model.version} rejected the input: {_short(exc)}"
+            )
         except Exception as exc:
             log.exception("predict failed")
             self.response = error_response(500, f"prediction failed: {_short(exc)}")
@@ -109,8 +137,12 @@ class Job:
         try:
             assert self.outputs is not None
             if self.kind == V2:
-                body, headers = encode_v2(m.name, m.version, self.rid,
-                                          [(n, b, self.outputs[n]) for n, b in zip(self.methods, self.binary)])
+                body, headers = encode_v2(
+                    m.name,
+                    m.version,
+                    self.rid,
+                    [(n, b, self.outputs[n]) for n, b in zip(self.methods, self.binary, strict=True)],
+                )
             else:
                 body, headers = encode_tf(m.version, self.columnar, self.outputs["predict"]), _JSON_HEADERS
             self.response = (200, headers, body)
@@ -171,8 +203,9 @@ def _deliver(jobs: list[Job]) -> None:
 class Engine:
     """One worker thread (the GIL makes more of them pointless for Python-bound models)."""
 
-    def __init__(self, max_batch: int = 64, max_queue: int = 4096,
-                 on_batch: Callable[[int], None] | None = None) -> None:
+    def __init__(
+        self, max_batch: int = 64, max_queue: int = 4096, on_batch: Callable[[int], None] | None = None
+    ) -> None:
         self.max_batch = max(1, max_batch)
         self.on_batch = on_batch
         self.max_queue = max_queue

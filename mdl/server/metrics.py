@@ -20,25 +20,45 @@ class Metrics:
     def __init__(self, model: str) -> None:
         self.model = model
         r = self.registry = CollectorRegistry()
-        self.requests = Counter("mdl_requests", "Requests answered, by model, version that answered, protocol "
-                                "(v2, tfserving) and HTTP status code.",
-                                ["model", "version", "protocol", "code"], registry=r)
-        self.latency = Histogram("mdl_request_duration_seconds", "Time from the request's arrival to its "
-                                 "answer, by model, version and protocol.", ["model", "version", "protocol"],
-                                 buckets=LATENCY_BUCKETS, registry=r)
-        self.in_flight = Gauge("mdl_requests_in_flight", "Inference requests being handled.", ["model"],
-                               registry=r)
-        self.batch_size = Histogram("mdl_predict_batch_size", "Requests answered by one predict call.",
-                                    ["model"], buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256), registry=r)
-        self.load = Histogram("mdl_model_load_duration_seconds", "Time to load and warm a version.",
-                              ["model"], buckets=LOAD_BUCKETS, registry=r)
-        self.swaps = Counter("mdl_model_swaps", "Attempts to swap the served version, by result (ok, failed).",
-                             ["model", "result"], registry=r)
-        self.loaded = Info("mdl_model", "The version being served (its digest and format).", ["model"],
-                           registry=r)
+        self.requests = Counter(
+            "mdl_requests",
+            "Requests answered, by model, version that answered, protocol (v2, tfserving) and HTTP status code.",
+            ["model", "version", "protocol", "code"],
+            registry=r,
+        )
+        self.latency = Histogram(
+            "mdl_request_duration_seconds",
+            "Time from the request's arrival to its answer, by model, version and protocol.",
+            ["model", "version", "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge("mdl_requests_in_flight", "Inference requests being handled.", ["model"], registry=r)
+        self.batch_size = Histogram(
+            "mdl_predict_batch_size",
+            "Requests answered by one predict call.",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+            registry=r,
+        )
+        self.load = Histogram(
+            "mdl_model_load_duration_seconds",
+            "Time to load and warm a version.",
+            ["model"],
+            buckets=LOAD_BUCKETS,
+            registry=r,
+        )
+        self.swaps = Counter(
+            "mdl_model_swaps",
+            "Attempts to swap the served version, by result (ok, failed).",
+            ["model", "result"],
+            registry=r,
+        )
+        self.loaded = Info("mdl_model", "The version being served (its digest and format).", ["model"], registry=r)
         self.ready = Gauge("mdl_model_ready", "1 when a version is loaded and serving.", ["model"], registry=r)
-        self.loaded_at = Gauge("mdl_model_loaded_timestamp_seconds", "When the served version was loaded.",
-                               ["model"], registry=r)
+        self.loaded_at = Gauge(
+            "mdl_model_loaded_timestamp_seconds", "When the served version was loaded.", ["model"], registry=r
+        )
         self._children: dict[tuple, Any] = {}
         self.inflight = 0  # kept by the event loop; read at scrape time (no lock on the request path)
         self.in_flight.labels(model).set_function(lambda: self.inflight)
@@ -50,8 +70,10 @@ class Metrics:
         key = (model, version, protocol, code)
         pair = self._children.get(key)
         if pair is None:
-            pair = (self.requests.labels(model, version, protocol, str(code)),
-                    self.latency.labels(model, version, protocol))
+            pair = (
+                self.requests.labels(model, version, protocol, str(code)),
+                self.latency.labels(model, version, protocol),
+            )
             if len(self._children) < 10000:
                 self._children[key] = pair
         pair[0].inc()
@@ -63,8 +85,9 @@ class Metrics:
     def swapped(self, loaded: Any, seconds: float) -> None:
         self.load.labels(self.model).observe(seconds)
         self.swaps.labels(self.model, "ok").inc()
-        self.loaded.labels(self.model).info({"version": loaded.version, "digest": loaded.digest or "",
-                                             "format": loaded.format})
+        self.loaded.labels(self.model).info(
+            {"version": loaded.version, "digest": loaded.digest or "", "format": loaded.format}
+        )
         self.ready.labels(self.model).set(1)
         self.loaded_at.labels(self.model).set_to_current_time()
 

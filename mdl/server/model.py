@@ -15,9 +15,10 @@ import pickle
 import sys
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -63,10 +64,14 @@ class LoadedModel:
         for name in self.methods:
             datatype, oshape = self.outputs_meta.get(name, ("FP64", [-1]))
             outputs.append({"name": name, "datatype": datatype, "shape": oshape})
-        return {"name": self.name, "versions": [self.version], "platform": _platform(self),
-                "inputs": [{"name": "input-0", "datatype": self.input_datatype, "shape": shape}],
-                "outputs": outputs,
-                "parameters": {"format": self.format, "digest": self.digest, "loaded_at": self.loaded_at}}
+        return {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": _platform(self),
+            "inputs": [{"name": "input-0", "datatype": self.input_datatype, "shape": shape}],
+            "outputs": outputs,
+            "parameters": {"format": self.format, "digest": self.digest, "loaded_at": self.loaded_at},
+        }
 
 
 def _platform(m: LoadedModel) -> str:
@@ -75,6 +80,7 @@ def _platform(m: LoadedModel) -> str:
 
 
 # -- loaders ------------------------------------------------------------------------------------
+
 
 def resolve_loader(spec: str) -> Loader:
     """``module:function`` -> the function (imported now, so a typo fails at start, exit 2)."""
@@ -87,12 +93,12 @@ def resolve_loader(spec: str) -> Loader:
         module = importlib.import_module(module_name)
     except Exception as exc:
         raise InvalidInput(f"--loader: cannot import {module_name!r}: {type(exc).__name__}: {exc}") from None
-    fn = module
+    fn: Any = module
     for part in func_name.split("."):
         fn = getattr(fn, part, None)
     if not callable(fn):
         raise InvalidInput(f"--loader: {module_name!r} has no callable {func_name!r}")
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 def _artifact(path: Path, manifest: Manifest) -> tuple[str, Path]:
@@ -106,12 +112,16 @@ def _artifact(path: Path, manifest: Manifest) -> tuple[str, Path]:
     elif fmt == "directory":
         candidates = [n for n in names if PurePosixPath(n).suffix.lower() in _SUFFIXES]
     else:
-        raise LoadFailed(f"no built-in loader for format {fmt!r} (built in: pickle, joblib)",
-                         hint="serve it with --loader module:function")
+        raise LoadFailed(
+            f"no built-in loader for format {fmt!r} (built in: pickle, joblib)",
+            hint="serve it with --loader module:function",
+        )
     if len(candidates) != 1:
         found = ", ".join(candidates) or "none"
-        raise LoadFailed(f"cannot tell which file to load: {len(candidates)} pickle/joblib files ({found})",
-                         hint="push one model file, or serve with --loader module:function")
+        raise LoadFailed(
+            f"cannot tell which file to load: {len(candidates)} pickle/joblib files ({found})",
+            hint="push one model file, or serve with --loader module:function",
+        )
     rel = candidates[0]
     return _SUFFIXES[PurePosixPath(rel).suffix.lower()], path / rel
 
@@ -208,8 +218,15 @@ class ModelHolder:
     """Holds the one served model. ``active`` is read without a lock on the event loop: replacing the
     reference is atomic, and each request keeps the model it started with."""
 
-    def __init__(self, name: str, loader: Loader | None = None, policy: str = "availability",
-                 events: Emit | None = None, metrics: Any = None, drain_timeout: float = 30.0) -> None:
+    def __init__(
+        self,
+        name: str,
+        loader: Loader | None = None,
+        policy: str = "availability",
+        events: Emit | None = None,
+        metrics: Any = None,
+        drain_timeout: float = 30.0,
+    ) -> None:
         if policy not in SWAP_POLICIES:
             raise InvalidInput(f"--swap {policy!r}: use availability or resource")
         self.name = name
@@ -244,8 +261,12 @@ class ModelHolder:
                 self.last_error = exc.message
                 if self._metrics:
                     self._metrics.swap_failed(self.name)
-                self._events("load-failed", version=version, error=exc.message,
-                             serving=self.active.version if self.active else None)
+                self._events(
+                    "load-failed",
+                    version=version,
+                    error=exc.message,
+                    serving=self.active.version if self.active else None,
+                )
                 raise
             self.active = new  # the switch: one reference
             self.last_error = None
@@ -257,8 +278,13 @@ class ModelHolder:
                 self._frozen = True
             if self._metrics:
                 self._metrics.swapped(new, time.perf_counter() - started)
-            self._events("loaded", version=version, previous=old.version if old else None,
-                         seconds=round(new.load_seconds, 4), policy=self.policy)
+            self._events(
+                "loaded",
+                version=version,
+                previous=old.version if old else None,
+                seconds=round(new.load_seconds, 4),
+                policy=self.policy,
+            )
         # ``old`` goes out of scope here: in-flight requests still hold it; the last one frees it
 
     def _drain(self, old: LoadedModel) -> None:

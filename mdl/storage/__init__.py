@@ -13,7 +13,7 @@ if TYPE_CHECKING:
 __all__ = ["Stage", "StagingEntry", "Storage", "open_storage"]
 
 
-def open_storage(config: "Config") -> Storage:
+def open_storage(config: Config) -> Storage:
     url: str = config["storage.url"]
     scheme = url.split("://", 1)[0] if "://" in url else "file"
     if scheme == "file":
@@ -24,5 +24,6 @@ def open_storage(config: "Config") -> Storage:
         from mdl.storage.webhdfs import WebHdfsStorage
 
         return WebHdfsStorage.from_config(config)
-    raise ConfigError(f"storage.url {url!r} has unknown scheme {scheme!r}",
-                      hint="use file:///path or webhdfs://host:port")
+    raise ConfigError(
+        f"storage.url {url!r} has unknown scheme {scheme!r}", hint="use file:///path or webhdfs://host:port"
+    )

@@ -12,8 +12,9 @@ import os
 import secrets
 import stat
 from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, NamedTuple
+from typing import Any, BinaryIO, NamedTuple
 
 from mdl.errors import IntegrityError, InvalidInput, MdlError, NotFound
 from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, FileEntry, Manifest, check_entry_path
@@ -53,8 +54,13 @@ def is_staging_name(entry: str) -> bool:
     if len(parts) != 3:
         return False
     version, pid, token = parts
-    return (invalid_name(version, validate_version) is None and pid.isascii() and pid.isdigit()
-            and len(token) == 8 and all(c in "0123456789abcdef" for c in token))
+    return (
+        invalid_name(version, validate_version) is None
+        and pid.isascii()
+        and pid.isdigit()
+        and len(token) == 8
+        and all(c in "0123456789abcdef" for c in token)
+    )
 
 
 def stored_rel(name: str, version: str, rel: str) -> str:
@@ -69,8 +75,9 @@ def stored_rel(name: str, version: str, rel: str) -> str:
 
 
 def too_large(what: str, size: int, limit: int) -> IntegrityError:
-    return IntegrityError(f"{what} is {size} bytes, more than the {limit} mdl reads: refusing to read it",
-                          hint=TREE_HINT)
+    return IntegrityError(
+        f"{what} is {size} bytes, more than the {limit} mdl reads: refusing to read it", hint=TREE_HINT
+    )
 
 
 def open_source(local: Path) -> BinaryIO:
@@ -100,8 +107,9 @@ def source_error(exc: OSError, local: Path) -> MdlError:
 
 
 def vanished(local: Path) -> NotFound:
-    return NotFound(f"file {str(local)!r} vanished while it was being pushed",
-                    hint="push again once the file is complete")
+    return NotFound(
+        f"file {str(local)!r} vanished while it was being pushed", hint="push again once the file is complete"
+    )
 
 
 class StagingEntry(NamedTuple):
@@ -183,11 +191,9 @@ class Storage(ABC):
         """The manifest of ``name/version``, checked (IntegrityError) to be a valid one of this very
         version: a manifest copied or moved from elsewhere in the tree is refused."""
         data = self.read_bytes(name, version, MANIFEST_NAME, MANIFEST_MAX)
-        return Manifest.from_json(data, where=f"manifest of {name}/{version}",
-                                  expect=(name, version))
+        return Manifest.from_json(data, where=f"manifest of {name}/{version}", expect=(name, version))
 
-    def download(self, name: str, version: str, entry: FileEntry, dest: Path,
-                 on_bytes: OnBytes | None = None) -> str:
+    def download(self, name: str, version: str, entry: FileEntry, dest: Path, on_bytes: OnBytes | None = None) -> str:
         """Stream one file to ``dest``, a path that must not exist yet (never truncated, never
         through a symlink); return the sha256 of what was written."""
         from mdl.hashing import BackgroundSha256

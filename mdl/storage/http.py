@@ -9,7 +9,8 @@ a fleet of watchers on one host fifty times that at once.
 from __future__ import annotations
 
 import urllib.request
-from typing import Any, Callable, Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import urllib3
@@ -32,18 +33,20 @@ class HttpError(Exception):
         self.detail, self.unsent, self.tls = detail, unsent, tls
 
 
-_PHRASES = (("Connection refused", "connection refused"),
-            ("Name or service not known", "host name does not resolve"),
-            ("nodename nor servname", "host name does not resolve"),
-            ("Temporary failure in name resolution", "host name does not resolve"),
-            ("Failed to resolve", "host name does not resolve"),
-            ("No route to host", "no route to host"),
-            ("Network is unreachable", "network is unreachable"),
-            ("Connection reset", "connection reset"),
-            ("Broken pipe", "connection closed while sending"),
-            ("RemoteDisconnected", "connection closed by the server"),
-            ("IncompleteRead", "connection closed mid-transfer"),
-            ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"))
+_PHRASES = (
+    ("Connection refused", "connection refused"),
+    ("Name or service not known", "host name does not resolve"),
+    ("nodename nor servname", "host name does not resolve"),
+    ("Temporary failure in name resolution", "host name does not resolve"),
+    ("Failed to resolve", "host name does not resolve"),
+    ("No route to host", "no route to host"),
+    ("Network is unreachable", "network is unreachable"),
+    ("Connection reset", "connection reset"),
+    ("Broken pipe", "connection closed while sending"),
+    ("RemoteDisconnected", "connection closed by the server"),
+    ("IncompleteRead", "connection closed mid-transfer"),
+    ("CERTIFICATE_VERIFY_FAILED", "TLS certificate not trusted"),
+)
 
 
 def describe(exc: BaseException) -> str:
@@ -67,8 +70,15 @@ class Http:
     NameNode handed out, which carries its own (``user.name``, ``doas``, a delegation token).
     """
 
-    def __init__(self, *, params: Mapping[str, str] | None = None, headers: Mapping[str, str] | None = None,
-                 ca_bundle: str | None = None, pool_size: int = 64, auth: Authenticator | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        ca_bundle: str | None = None,
+        pool_size: int = 64,
+        auth: Authenticator | None = None,
+    ) -> None:
         self.params = dict(params or {})
         self.headers = dict(headers or {})
         self.auth = auth
@@ -91,9 +101,17 @@ class Http:
             self._proxied[proxy] = urllib3.ProxyManager(proxy, **self._pool_kw)
         return self._proxied[proxy]
 
-    def request(self, method: str, url: str, *, params: Mapping[str, Any] | None = None, body: Any = None,
-                stream: bool = False, timeout: tuple[float, float] = (30.0, 30.0),
-                authenticate: bool = False) -> Response:
+    def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        body: Any = None,
+        stream: bool = False,
+        timeout: tuple[float, float] = (30.0, 30.0),
+        authenticate: bool = False,
+    ) -> Response:
         """One request. ``params`` (and the pool's own) make the query; ``stream``: the body is left to
         read (then :func:`release`); ``authenticate``: send the ``auth`` header (NameNode calls)."""
         if params is not None:
@@ -107,9 +125,16 @@ class Http:
                 headers = {**headers, "Authorization": value}
         try:
             return self._manager(url).urlopen(
-                method, url, body=body, headers=headers, redirect=False, retries=False,
-                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]), preload_content=not stream,
-                decode_content=False)
+                method,
+                url,
+                body=body,
+                headers=headers,
+                redirect=False,
+                retries=False,
+                timeout=urllib3.Timeout(connect=timeout[0], read=timeout[1]),
+                preload_content=not stream,
+                decode_content=False,
+            )
         except SSLError as exc:
             raise HttpError(describe(exc), tls=True) from None
         except ConnectTimeoutError as exc:
@@ -130,7 +155,7 @@ def body_reader(resp: Response) -> Callable[[memoryview], int]:
     ``Accept-Encoding: identity``), so http.client's is exact.
     """
     fp = getattr(resp, "_fp", None)
-    return fp.readinto if fp is not None and hasattr(fp, "readinto") else resp.readinto  # type: ignore[union-attr]
+    return fp.readinto if fp is not None and hasattr(fp, "readinto") else resp.readinto
 
 
 def release(resp: Response) -> None:

@@ -11,8 +11,9 @@ import errno
 import os
 import stat
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from mdl import safefs
@@ -43,7 +44,7 @@ def _path_of(url: str) -> Path:
         raise ConfigError("storage.url is empty", hint=_URL_HINT)
     if "://" not in url:
         if url.startswith("file:"):  # file:/absolute/path (no authority) is a file URL too; file:x is not
-            path = unquote(url[len("file:"):])
+            path = unquote(url[len("file:") :])
             if not path.startswith("/"):
                 raise ConfigError(f"storage.url {url!r} is not an absolute path", hint=_URL_HINT)
             return _checked(url, path)
@@ -54,8 +55,10 @@ def _path_of(url: str) -> Path:
     if parsed.netloc not in ("", "localhost"):
         raise ConfigError(f"storage.url {url!r} names a host; use file:///absolute/path")
     if parsed.query or parsed.fragment or parsed.params or url.endswith(("?", "#")):
-        raise ConfigError(f"storage.url {url!r} has a query or fragment; a file:// URL is a path only",
-                          hint=_URL_HINT + " (write a '?' or '#' in a directory name as %3F or %23)")
+        raise ConfigError(
+            f"storage.url {url!r} has a query or fragment; a file:// URL is a path only",
+            hint=_URL_HINT + " (write a '?' or '#' in a directory name as %3F or %23)",
+        )
     if not parsed.path:
         raise ConfigError(f"storage.url {url!r} has no path", hint=_URL_HINT)
     return _checked(url, unquote(parsed.path))
@@ -73,7 +76,7 @@ def _scan(fd: int) -> list[os.DirEntry]:
 
 
 class LocalStage(Stage):
-    def __init__(self, storage: "LocalStorage", name: str, version: str) -> None:
+    def __init__(self, storage: LocalStorage, name: str, version: str) -> None:
         self.name, self.version = name, version
         self._root = storage.root
         self._final = storage.root / name / version
@@ -81,8 +84,7 @@ class LocalStage(Stage):
         self.path = staging / staging_name(version)
         self.path.mkdir()
         if not safefs.real_path_under(self.path, self._root):  # swapped for a symlink meanwhile
-            raise Escape(f"{str(self.path)!r} is reached through a symlink: refusing to write there",
-                         hint=TREE_HINT)
+            raise Escape(f"{str(self.path)!r} is reached through a symlink: refusing to write there", hint=TREE_HINT)
 
     def upload(self, rel: str, local: Path, on_bytes: OnBytes | None = None) -> str:
         from mdl.hashing import BackgroundSha256
@@ -136,8 +138,10 @@ class LocalStage(Stage):
             if exc.errno in (errno.ENOTEMPTY, errno.EEXIST, errno.ENOTDIR):
                 raise VersionExists(f"version {self.name}/{self.version} already exists") from None
             if exc.errno == errno.ENOENT:
-                raise MdlError(f"the staged files of {self.name}/{self.version} vanished before publishing "
-                               f"({self.path})", hint="was `mdl clean` run during the push? push again") from None
+                raise MdlError(
+                    f"the staged files of {self.name}/{self.version} vanished before publishing ({self.path})",
+                    hint="was `mdl clean` run during the push? push again",
+                ) from None
             raise
 
     def abort(self) -> None:
@@ -156,8 +160,7 @@ def _real_dirs(root: Path, *parts: str) -> Path:
         except FileExistsError:
             pass
         if not safefs.is_real_dir(path):
-            raise Escape(f"{str(path)!r} is a symlink or not a directory: refusing to write through it",
-                         hint=TREE_HINT)
+            raise Escape(f"{str(path)!r} is a symlink or not a directory: refusing to write through it", hint=TREE_HINT)
     return path
 
 
@@ -182,8 +185,9 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             return None
         except NotADirectoryError:
-            raise ConfigError(f"storage directory {str(self.root)!r} is not a directory",
-                              hint="check storage.url") from None
+            raise ConfigError(
+                f"storage directory {str(self.root)!r} is not a directory", hint="check storage.url"
+            ) from None
         except PermissionError:
             raise PermissionDenied(f"cannot read storage directory {str(self.root)!r}: permission denied") from None
 
@@ -198,8 +202,9 @@ class LocalStorage(Storage):
                 skip_foreign(name, str(self.root), "not a real directory (a file or a symlink)")
                 return None
             if exc.errno == errno.EACCES:
-                raise PermissionDenied(f"cannot read model directory {str(self.root / name)!r}: "
-                                       "permission denied") from None
+                raise PermissionDenied(
+                    f"cannot read model directory {str(self.root / name)!r}: permission denied"
+                ) from None
             raise MdlError(f"cannot read {str(self.root / name)!r}: {exc.strerror or exc}") from None
 
     def _names(self, fd: int, where: Path, validate: Callable[[str], str]) -> list[str]:
@@ -292,8 +297,9 @@ class LocalStorage(Storage):
         except PermissionError:
             raise PermissionDenied(f"cannot write under {str(self.root)!r}: permission denied") from None
         except OSError as exc:  # the root is a file, the disk is full...
-            raise MdlError(f"cannot create a staging directory under {str(self.root)!r}: "
-                           f"{exc.strerror or exc}") from None
+            raise MdlError(
+                f"cannot create a staging directory under {str(self.root)!r}: {exc.strerror or exc}"
+            ) from None
 
     # -- staging debris -------------------------------------------------------------------------
 
@@ -326,10 +332,15 @@ class LocalStorage(Storage):
 
     def remove_staging(self, entry: StagingEntry) -> None:
         path = Path(entry.path)
-        if (path.parent.name != STAGING_DIR or path.parent.parent.parent != self.root
-                or invalid_name(path.parent.parent.name, validate_name) is not None
-                or not is_staging_name(path.name)):
+        if (
+            path.parent.name != STAGING_DIR
+            or path.parent.parent.parent != self.root
+            or invalid_name(path.parent.parent.name, validate_name) is not None
+            or not is_staging_name(path.name)
+        ):
             raise InvalidInput(f"{entry.path!r} is not an mdl staging path")  # never delete anything else
         if not safefs.remove_tree(path, self.root) and os.path.lexists(path):
-            raise Escape(f"{entry.path!r} is not a real directory under {str(self.root)!r}: "
-                         "refusing to remove it", hint=TREE_HINT)
+            raise Escape(
+                f"{entry.path!r} is not a real directory under {str(self.root)!r}: refusing to remove it",
+                hint=TREE_HINT,
+            )
