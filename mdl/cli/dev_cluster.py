@@ -6,7 +6,8 @@ import typer
 def dev_cluster(ctx: typer.Context) -> None:
     """Start, stop and inspect a local HDFS (3 DataNodes) + ZooKeeper (3 servers) cluster.
 
-    up | down | status | env | info | datanode stop|start N | zk stop|start N|all | fs ARGS.
+    up [--ha] | down | status | env | info | datanode stop|start N | namenode failover|stop|start N (HA) |
+    zk stop|start N|all | fs ARGS.
     Needs Java 17 and Maven; the first `up` downloads the jars from Maven Central.
     """
     from mdl.devcluster.cli import main

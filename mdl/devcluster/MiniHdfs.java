@@ -3,7 +3,11 @@
 // Runs without a compile step (Java 11+ single-file source launcher):
 //   java -cp "$CP" MiniHdfs.java --base-dir DIR --nn-port 19820 --http-port 19870 \
 //        --datanodes 3 --dn-http-ports 19864,19865,19866 --dn-ipc-ports 19867,19868,19869 \
-//        --ready-file DIR/ready.json [--conf key=value ...]
+//        --ready-file DIR/ready.json [--ha --nn1-port 19821 --nn1-http-port 19871] [--conf key=value ...]
+//
+// --ha: an HA nameservice "mdlns" of two NameNodes (MiniDFSNNTopology, shared edits dir as
+// MiniDFSCluster sets it up); NameNode 0 listens on --nn-port/--http-port, NameNode 1 on
+// --nn1-port/--nn1-http-port, and NameNode 0 is made active.
 //
 // Once the cluster is active it writes one JSON document to --ready-file (atomically) and
 // prints the same JSON on stdout after the prefix "MDL_DEVCLUSTER_READY ".
@@ -12,7 +16,8 @@
 // One request per connection: "<token> <command> [arg]\n" -> one JSON line back.
 // The token is read from the environment variable MDL_DEVCLUSTER_TOKEN (empty = none).
 // Commands: status | stop I | start I (restart, same ports) | dead I (NameNode marks DataNode
-// slot I dead at once) | shutdown.  DataNode slots are stable indices 0..N-1 even though
+// slot I dead at once) | shutdown; HA only: nnstatus | failover (active <-> standby) |
+// nnstop I | nnstart I (shutdownNameNode / restartNameNode; the survivor is made active).  DataNode slots are stable indices 0..N-1 even though
 // MiniDFSCluster reorders its own list when DataNodes are stopped and restarted.
 
 import java.io.BufferedReader;
@@ -35,9 +40,16 @@ import java.util.List;
 
 import org.apache.hadoop.conf.Configuration;
 import org.apache.hadoop.hdfs.HdfsConfiguration;
+import org.apache.hadoop.hdfs.DFSTestUtil;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
+import org.apache.hadoop.hdfs.MiniDFSNNTopology;
 import org.apache.hadoop.hdfs.protocol.DatanodeID;
+import org.apache.hadoop.hdfs.server.blockmanagement.BlockManagerTestUtil;
+import org.apache.hadoop.hdfs.server.blockmanagement.DatanodeDescriptor;
 import org.apache.hadoop.hdfs.server.datanode.DataNode;
+import org.apache.hadoop.hdfs.server.namenode.FSNamesystem;
+import org.apache.hadoop.hdfs.server.namenode.NameNode;
+import org.apache.hadoop.hdfs.server.namenode.NameNodeAdapter;
 import org.apache.hadoop.security.UserGroupInformation;
 
 public class MiniHdfs {
@@ -47,11 +59,14 @@ public class MiniHdfs {
     private static DatanodeID[] ids;                         // last known DatanodeID per slot
     private static int[] xferPorts, httpPorts, ipcPorts;
     private static String token = "";
+    private static boolean ha = false;
+    private static int[] nnRpc, nnHttp;                      // fixed ports per NameNode
+    static final String NAMESERVICE = "mdlns";
     private static volatile boolean shuttingDown = false;
 
     public static void main(String[] argv) throws Exception {
         String baseDir = null, readyFile = null;
-        int nnPort = 19820, httpPort = 19870, numDn = 3, controlPort = 0;
+        int nnPort = 19820, httpPort = 19870, numDn = 3, controlPort = 0, nn1Port = 19821, nn1HttpPort = 19871;
         int[] dnHttp = null, dnIpc = null;
         List<String[]> confs = new ArrayList<>();
         for (int i = 0; i < argv.length; i++) {
@@ -62,6 +77,9 @@ public class MiniHdfs {
                 case "--ready-file": readyFile = v; i++; break;
                 case "--nn-port": nnPort = Integer.parseInt(v); i++; break;
                 case "--http-port": httpPort = Integer.parseInt(v); i++; break;
+                case "--ha": ha = true; break;
+                case "--nn1-port": nn1Port = Integer.parseInt(v); i++; break;
+                case "--nn1-http-port": nn1HttpPort = Integer.parseInt(v); i++; break;
                 case "--datanodes": numDn = Integer.parseInt(v); i++; break;
                 case "--control-port": controlPort = Integer.parseInt(v); i++; break;
                 case "--dn-http-ports": dnHttp = parsePorts(v); i++; break;
@@ -91,16 +109,33 @@ public class MiniHdfs {
         conf.set("dfs.client.block.write.replace-datanode-on-failure.policy", "NEVER");
         conf.set("dfs.namenode.rpc-bind-host", "127.0.0.1");
         conf.set("dfs.namenode.http-bind-host", "127.0.0.1");
+        if (ha) {
+            // DataNodes' WebHDFS handlers reach the NameNodes through the nameservice id.
+            conf.set("dfs.client.failover.proxy.provider." + NAMESERVICE,
+                "org.apache.hadoop.hdfs.server.namenode.ha.ConfiguredFailoverProxyProvider");
+            conf.setInt("dfs.ha.tail-edits.period", 1);
+            conf.setInt("dfs.ha.log-roll.period", 10);
+        }
         for (String[] kv : confs) conf.set(kv[0], kv[1]);
 
         MiniDFSCluster.Builder b = new MiniDFSCluster.Builder(conf, new File(baseDir))
-            .nameNodePort(nnPort)
-            .nameNodeHttpPort(httpPort)
             .numDataNodes(numDn)
             .format(true);
+        if (ha) {
+            nnRpc = new int[] {nnPort, nn1Port};
+            nnHttp = new int[] {httpPort, nn1HttpPort};
+            b.nnTopology(new MiniDFSNNTopology().addNameservice(new MiniDFSNNTopology.NSConf(NAMESERVICE)
+                .addNN(new MiniDFSNNTopology.NNConf("nn0").setIpcPort(nnPort).setHttpPort(httpPort))
+                .addNN(new MiniDFSNNTopology.NNConf("nn1").setIpcPort(nn1Port).setHttpPort(nn1HttpPort))));
+        } else {
+            nnRpc = new int[] {nnPort};
+            nnHttp = new int[] {httpPort};
+            b.nameNodePort(nnPort).nameNodeHttpPort(httpPort);
+        }
         if (dnHttp != null) b.setDnHttpPorts(dnHttp);
         if (dnIpc != null) b.setDnIpcPorts(dnIpc);
         cluster = b.build();
+        if (ha) cluster.transitionToActive(0);
         cluster.waitActive();
         cluster.waitClusterUp();
 
@@ -121,8 +156,10 @@ public class MiniHdfs {
 
         StringBuilder ready = new StringBuilder();
         ready.append("{\"pid\":").append(ProcessHandle.current().pid())
-            .append(",\"nn_rpc_port\":").append(cluster.getNameNodePort())
-            .append(",\"nn_http_port\":").append(cluster.getNameNode().getHttpAddress().getPort())
+            .append(",\"nn_rpc_port\":").append(cluster.getNameNodePort(0))
+            .append(",\"nn_http_port\":").append(cluster.getNameNode(0).getHttpAddress().getPort())
+            .append(",\"ha\":").append(ha)
+            .append(",\"namenodes\":").append(namenodesJson())
             .append(",\"control_port\":").append(server.getLocalPort())
             .append(",\"superuser\":").append(q(UserGroupInformation.getCurrentUser().getShortUserName()))
             .append(",\"base_dir\":").append(q(baseDir))
@@ -185,6 +222,10 @@ public class MiniHdfs {
                 case "stop": reply = ok(stop(slot(parts, off))); break;
                 case "start": reply = ok(start(slot(parts, off))); break;
                 case "dead": reply = ok(dead(slot(parts, off))); break;
+                case "nnstatus": reply = ok(namenodesJson()); break;
+                case "failover": reply = ok(failover()); break;
+                case "nnstop": reply = ok(nnStop(nnIndex(parts, off))); break;
+                case "nnstart": reply = ok(nnStart(nnIndex(parts, off))); break;
                 case "shutdown": reply = "{\"ok\":true}"; exitAfter = true; break;
                 default: reply = "{\"ok\":false,\"error\":" + q("unknown command: " + cmd) + "}";
             }
@@ -218,6 +259,15 @@ public class MiniHdfs {
         return i;
     }
 
+    private static int nnIndex(String[] parts, int off) {
+        if (!ha) throw new IllegalStateException("not an HA cluster (start it with --ha)");
+        if (parts.length <= off + 1) throw new IllegalArgumentException("missing NameNode index");
+        int i = Integer.parseInt(parts[off + 1]);
+        if (i < 0 || i >= nnRpc.length)
+            throw new IllegalArgumentException("NameNode index out of range 0.." + (nnRpc.length - 1) + ": " + i);
+        return i;
+    }
+
     private static String ok(String body) {
         return "{\"ok\":true,\"result\":" + body + "}";
     }
@@ -248,16 +298,95 @@ public class MiniHdfs {
     }
 
     private static synchronized String dead(int i) throws Exception {
-        cluster.setDataNodeDead(ids[i]);
+        if (!ha) {
+            cluster.setDataNodeDead(ids[i]);
+            return dnJson(i);
+        }
+        for (int n = 0; n < nnRpc.length; n++) { // what setDataNodeDead does, on every running NameNode
+            if (!nnRunning(n)) continue;
+            FSNamesystem ns = cluster.getNamesystem(n);
+            DatanodeDescriptor d = NameNodeAdapter.getDatanode(ns, ids[i]);
+            if (d != null) DFSTestUtil.setDatanodeDead(d);
+            BlockManagerTestUtil.checkHeartbeat(ns.getBlockManager());
+        }
         return dnJson(i);
     }
 
     private static synchronized String status() {
-        int live = cluster.getNamesystem().getNumLiveDataNodes();
-        int deadCount = cluster.getNamesystem().getNumDeadDataNodes();
-        return "{\"live_datanodes\":" + live + ",\"dead_datanodes\":" + deadCount
-            + ",\"safemode\":" + cluster.getNamesystem().isInSafeMode()
+        FSNamesystem ns = cluster.getNamesystem(primary());
+        return "{\"live_datanodes\":" + ns.getNumLiveDataNodes() + ",\"dead_datanodes\":" + ns.getNumDeadDataNodes()
+            + ",\"safemode\":" + ns.isInSafeMode() + ",\"ha\":" + ha
+            + ",\"namenodes\":" + namenodesJson()
             + ",\"datanodes\":" + datanodesJson() + "}";
+    }
+
+    // ---- HA NameNodes
+
+    private static boolean nnRunning(int n) {
+        return cluster.getNameNode(n) != null;
+    }
+
+    private static int active() {
+        for (int n = 0; n < nnRpc.length; n++)
+            if (nnRunning(n) && cluster.getNameNode(n).isActiveState()) return n;
+        return -1;
+    }
+
+    /** The active NameNode, else the first running one (the NameNode whose view status reports). */
+    private static int primary() {
+        int a = active();
+        if (a >= 0) return a;
+        for (int n = 0; n < nnRpc.length; n++) if (nnRunning(n)) return n;
+        throw new IllegalStateException("no NameNode is running");
+    }
+
+    private static synchronized String failover() throws Exception {
+        int a = active();
+        int target = -1;
+        for (int n = 0; n < nnRpc.length; n++) if (n != a && nnRunning(n)) { target = n; break; }
+        if (target < 0) throw new IllegalStateException("no running standby NameNode to fail over to");
+        if (a >= 0) cluster.transitionToStandby(a);
+        cluster.transitionToActive(target);
+        return namenodesJson();
+    }
+
+    private static synchronized String nnStop(int n) throws Exception {
+        if (nnRunning(n)) cluster.shutdownNameNode(n);
+        ensureActive();
+        return namenodesJson();
+    }
+
+    private static synchronized String nnStart(int n) throws Exception {
+        if (!nnRunning(n)) {
+            cluster.restartNameNode(n, false); // true would wait for every NameNode, the stopped ones too
+            cluster.waitActive(n);
+        }
+        ensureActive();
+        return namenodesJson();
+    }
+
+    private static void ensureActive() throws Exception {
+        if (active() >= 0) return;
+        for (int n = 0; n < nnRpc.length; n++) {
+            if (nnRunning(n)) {
+                cluster.transitionToActive(n);
+                return;
+            }
+        }
+    }
+
+    private static String namenodesJson() {
+        StringBuilder sb = new StringBuilder("[");
+        for (int n = 0; n < nnRpc.length; n++) {
+            if (n > 0) sb.append(',');
+            NameNode nn = cluster.getNameNode(n);
+            String state = nn == null ? null : !ha ? "active" : nn.isActiveState() ? "active"
+                : nn.isStandbyState() ? "standby" : nn.getState();
+            sb.append("{\"index\":").append(n).append(",\"running\":").append(nn != null)
+                .append(",\"state\":").append(q(state))
+                .append(",\"rpc_port\":").append(nnRpc[n]).append(",\"http_port\":").append(nnHttp[n]).append('}');
+        }
+        return sb.append(']').toString();
     }
 
     private static String datanodesJson() {

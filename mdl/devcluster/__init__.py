@@ -5,7 +5,8 @@
     devcluster.info()["env"]   # MDL_STORAGE_URL, MDL_STORAGE_USER, MDL_REGISTRY_URL
     devcluster.down()
 
-CLI: ``python -m mdl.devcluster up|down|status|env|info|datanode stop|start N|zk stop|start N|all|fs ...``
+CLI: ``python -m mdl.devcluster up [--ha]|down|status|env|info|datanode stop|start N|namenode failover|stop|start N
+|zk stop|start N|all|fs ...``
 """
 
 from .manager import (

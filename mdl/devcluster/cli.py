@@ -32,6 +32,12 @@ def _parser() -> argparse.ArgumentParser:
     up.add_argument(
         "--port-offset", type=int, help="add this to every port (default $MDL_DEV_CLUSTER_PORT_OFFSET or 0)"
     )
+    up.add_argument(
+        "--ha",
+        action="store_true",
+        default=None,
+        help="two NameNodes (HA nameservice, NameNode 0 active); remembered until `down`",
+    )
     sub.add_parser("down", help="stop the cluster and delete its data")
     sub.add_parser("status", help="print the cluster status as JSON")
     sub.add_parser("env", help="print `export MDL_...=...` lines for a client")
@@ -43,6 +49,11 @@ def _parser() -> argparse.ArgumentParser:
     dn.add_argument("--dead", action="store_true", help="stop: have the NameNode mark it dead at once")
     dn.add_argument("--wait-dead", action="store_true", help="stop: wait until the NameNode counts it dead")
     dn.add_argument("--timeout", type=float, default=60.0)
+
+    nn = sub.add_parser("namenode", help="HA cluster: fail over, or stop/start a NameNode (0 or 1)")
+    nn.add_argument("action", choices=["failover", "stop", "start", "status"])
+    nn.add_argument("index", type=int, nargs="?", choices=range(2), metavar="N(0..1)")
+    nn.add_argument("--timeout", type=float, default=120.0)
 
     zk = sub.add_parser("zk", help="stop or start a ZooKeeper server (id 1..3) or all of them")
     zk.add_argument("action", choices=["stop", "start"])
@@ -68,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if i == 0 or (i == 2 and argv[0] == "--state-dir") or (i == 1 and argv[0].startswith("--state-dir=")):
             argv, fs_args = argv[: i + 1], argv[i + 1 :]
     args = _parser().parse_args(argv)
-    cluster = DevCluster(args.state_dir, port_offset=getattr(args, "port_offset", None))
+    cluster = DevCluster(args.state_dir, port_offset=getattr(args, "port_offset", None), ha=getattr(args, "ha", None))
     try:
         if args.cmd == "up":
             _print_json(cluster.up(timeout=args.timeout))
@@ -90,6 +101,18 @@ def main(argv: Sequence[str] | None = None) -> int:
                 )
             else:
                 _print_json(cluster.start_datanode(args.index, timeout=args.timeout))
+        elif args.cmd == "namenode":
+            if args.action in ("stop", "start") and args.index is None:
+                print(f"error: namenode {args.action} needs a NameNode index (0 or 1)", file=sys.stderr)
+                return 2
+            if args.action == "failover":
+                _print_json(cluster.failover_namenode(timeout=args.timeout))
+            elif args.action == "stop":
+                _print_json(cluster.stop_namenode(args.index, timeout=args.timeout))
+            elif args.action == "start":
+                _print_json(cluster.start_namenode(args.index, timeout=args.timeout))
+            else:
+                _print_json(cluster.namenodes())
         elif args.cmd == "zk":
             res: dict[str, Any] | list[dict[str, Any]]
             if args.target == "all":

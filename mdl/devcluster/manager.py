@@ -22,9 +22,10 @@ processes whose command line carries this marker.
 
 Ports (offset 0): NameNode RPC 19820, NameNode HTTP/WebHDFS 19870, DataNode HTTP 19864-19866,
 DataNode IPC 19867-19869 (DataNode transfer ports are ephemeral, kept across restarts), ZooKeeper
-client 12181-12183, quorum 12888-12890, election 13888-13890. A second cluster needs its own state
-dir and an offset such as 100 or 200 (not 707, 1000 or 1707: those map ZooKeeper ports onto the
-default cluster's).
+client 12181-12183, quorum 12888-12890, election 13888-13890; with ``up --ha`` (two NameNodes of the
+HA nameservice ``mdlns``, NameNode 0 made active) NameNode 1 adds RPC 19821 and HTTP 19871. A second
+cluster needs its own state dir and an offset such as 100, 200 or 300 (the tests' HA cluster; not 707,
+1000 or 1707: those map ZooKeeper ports onto the default cluster's).
 
 Environment knobs: ``MDL_DEV_CLUSTER_DIR``, ``MDL_DEV_CLUSTER_PORT_OFFSET`` (added to every port),
 ``MDL_DEV_CLUSTER_JAVA`` (java binary; else ``$JAVA_HOME/bin/java``, else ``java`` on PATH),
@@ -109,6 +110,7 @@ JAVA17_FLAGS = (
 )
 
 LOOPBACK = "127.0.0.1"
+NAMESERVICE = "mdlns"  # the HA nameservice id (MiniHdfs.java)
 MARKER_PROP = "-Dmdl.devcluster="
 
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -180,8 +182,22 @@ class Ports:
     def zk_election(self, sid: int) -> int:
         return 13887 + sid + self.offset
 
-    def hdfs_ports(self) -> list[int]:
-        return [self.nn_rpc, self.nn_http, *self.dn_http, *self.dn_ipc]
+    @property
+    def nn1_rpc(self) -> int:
+        """HA only: the second NameNode's RPC port."""
+        return 19821 + self.offset
+
+    @property
+    def nn1_http(self) -> int:
+        """HA only: the second NameNode's HTTP/WebHDFS port."""
+        return 19871 + self.offset
+
+    def namenodes(self, ha: bool) -> list[tuple[int, int]]:
+        """(rpc, http) port of each NameNode."""
+        return [(self.nn_rpc, self.nn_http), *([(self.nn1_rpc, self.nn1_http)] if ha else [])]
+
+    def hdfs_ports(self, ha: bool = False) -> list[int]:
+        return [p for nn in self.namenodes(ha) for p in nn] + [*self.dn_http, *self.dn_ipc]
 
     def zk_ports(self, sid: int) -> list[int]:
         return [self.zk_client(sid), self.zk_quorum(sid), self.zk_election(sid)]
@@ -373,9 +389,12 @@ def _pid_alive(pid: int) -> bool:
 class DevCluster:
     """One dev cluster, identified by its state directory."""
 
-    def __init__(self, state_dir: str | os.PathLike | None = None, port_offset: int | None = None):
+    def __init__(
+        self, state_dir: str | os.PathLike | None = None, port_offset: int | None = None, ha: bool | None = None
+    ):
         self.dir = Path(state_dir).expanduser().absolute() if state_dir else default_state_dir()
         self._requested_offset = port_offset
+        self._requested_ha = ha
         self._java: str | None = None
 
     # ---- paths -----------------------------------------------------------------------------
@@ -415,6 +434,14 @@ class DevCluster:
             return Ports(meta["port_offset"])
         return Ports(self._configured_offset())
 
+    @property
+    def ha(self) -> bool:
+        """Whether HDFS has two NameNodes (HA): from run/cluster.json, else as requested (``up --ha``)."""
+        meta = _read_json(self.run_dir / "cluster.json")
+        if meta and isinstance(meta.get("port_offset"), int):
+            return bool(meta.get("ha", False))
+        return bool(self._requested_ha)
+
     def _configured_offset(self) -> int:
         if self._requested_offset is not None:
             return self._requested_offset
@@ -433,13 +460,14 @@ class DevCluster:
     def info(self) -> dict[str, Any]:
         """What a client needs: URLs, the HDFS user and the matching MDL_* environment."""
         p = self.ports
+        ha = self.ha
         zk_hosts = ",".join(f"{LOOPBACK}:{p.zk_client(s)}" for s in ZK_IDS)
         env = {
-            "MDL_STORAGE_URL": f"webhdfs://{LOOPBACK}:{p.nn_http}",
+            "MDL_STORAGE_URL": "webhdfs://" + ",".join(f"{LOOPBACK}:{http}" for _, http in p.namenodes(ha)),
             "MDL_STORAGE_USER": self.superuser(),
             "MDL_REGISTRY_URL": f"zk://{zk_hosts}/mdl",
         }
-        return {
+        out: dict[str, Any] = {
             "storage_url": env["MDL_STORAGE_URL"],
             "storage_user": env["MDL_STORAGE_USER"],
             "registry_url": env["MDL_REGISTRY_URL"],
@@ -451,6 +479,21 @@ class DevCluster:
             "state_dir": str(self.dir),
             "env": env,
         }
+        if ha:
+            out["ha"] = True
+            out["nameservice"] = NAMESERVICE
+            out["namenodes"] = [
+                {"index": i, "namenode_http": f"http://{LOOPBACK}:{http}", "hdfs_url": f"hdfs://{LOOPBACK}:{rpc}"}
+                for i, (rpc, http) in enumerate(p.namenodes(ha))
+            ]
+            out["ports"]["namenode1_rpc"] = p.nn1_rpc
+            out["ports"]["namenode1_http"] = p.nn1_http
+            try:  # which one is active right now (None if HDFS is not running)
+                states = [n["state"] for n in self._control("nnstatus", timeout=5)]
+                out["active_namenode"] = states.index("active") if "active" in states else None
+            except DevClusterError:
+                out["active_namenode"] = None
+        return out
 
     def env_snippet(self) -> str:
         """Shell lines (``export K=V``) a client can eval."""
@@ -791,13 +834,27 @@ class DevCluster:
             head = '<?xml version="1.0"?>\n<!-- generated by mdl.devcluster -->\n'
             return f"{head}<configuration>\n{body}</configuration>\n"
 
-        _write_atomic(
-            self.conf_dir / "client" / "core-site.xml", site({"fs.defaultFS": f"hdfs://{LOOPBACK}:{ports.nn_rpc}"})
-        )
-        _write_atomic(
-            self.conf_dir / "client" / "hdfs-site.xml",
-            site({"dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER"}),
-        )
+        hdfs_site = {"dfs.client.block.write.replace-datanode-on-failure.policy": "NEVER"}
+        if self.ha:  # FsShell follows the active NameNode through the nameservice
+            nns = ports.namenodes(True)
+            hdfs_site.update(
+                {
+                    "dfs.nameservices": NAMESERVICE,
+                    f"dfs.ha.namenodes.{NAMESERVICE}": ",".join(f"nn{i}" for i in range(len(nns))),
+                    **{
+                        f"dfs.namenode.rpc-address.{NAMESERVICE}.nn{i}": f"{LOOPBACK}:{rpc}"
+                        for i, (rpc, _) in enumerate(nns)
+                    },
+                    f"dfs.client.failover.proxy.provider.{NAMESERVICE}": (
+                        "org.apache.hadoop.hdfs.server.namenode.ha.ConfiguredFailoverProxyProvider"
+                    ),
+                }
+            )
+        _write_atomic(self.conf_dir / "client" / "core-site.xml", site({"fs.defaultFS": self._hdfs_uri(ports)}))
+        _write_atomic(self.conf_dir / "client" / "hdfs-site.xml", site(hdfs_site))
+
+    def _hdfs_uri(self, ports: Ports) -> str:
+        return f"hdfs://{NAMESERVICE}" if self.ha else f"hdfs://{LOOPBACK}:{ports.nn_rpc}"
 
     # ---- HDFS ------------------------------------------------------------------------------
 
@@ -862,10 +919,11 @@ class DevCluster:
             f"dfs.blocksize={blocksize}",
             "--conf",
             f"dfs.namenode.fs-limits.min-block-size={MIN_BLOCKSIZE}",
+            *(["--ha", "--nn1-port", str(ports.nn1_rpc), "--nn1-http-port", str(ports.nn1_http)] if self.ha else []),
         ]
 
     def _start_hdfs(self, java: str, cp: str, ports: Ports) -> int:
-        busy = [p for p in ports.hdfs_ports() if not _port_free(p)]
+        busy = [p for p in ports.hdfs_ports(self.ha) if not _port_free(p)]
         if busy:
             raise DevClusterError(
                 f"cannot start HDFS: port(s) {', '.join(map(str, busy))} on {LOOPBACK} already in use "
@@ -906,8 +964,30 @@ class DevCluster:
         return reply.get("result")
 
     def _namenode_state(self, ports: Ports, timeout: float = 3.0) -> dict:
-        """WebHDFS root status + NameNode JMX FSNamesystemState (raises OSError/ValueError)."""
+        """WebHDFS root status + NameNode JMX FSNamesystemState (raises OSError/ValueError).
+
+        HA: of the active NameNode, plus ``active_namenode``. Both NameNodes share one JVM and so
+        one set of JMX beans: the launcher's view of the active namesystem is used instead of JMX.
+        """
         user = self.superuser()
+        if self.ha:
+            try:
+                ctl = self._control("status", timeout=timeout + 5)
+            except DevClusterError as e:
+                raise OSError(str(e)) from None
+            active = next((n["index"] for n in ctl["namenodes"] if n["state"] == "active"), None)
+            st: dict[str, Any] = {
+                "webhdfs": False,
+                "fs_state": None if active is None else "Operational",
+                "live_datanodes": ctl["live_datanodes"],
+                "dead_datanodes": ctl["dead_datanodes"],
+                "active_namenode": active,
+            }
+            if active is not None:
+                base = f"http://{LOOPBACK}:{ports.namenodes(True)[active][1]}"
+                root = _http_get_json(f"{base}/webhdfs/v1/?op=GETFILESTATUS&user.name={user}", timeout)
+                st["webhdfs"] = "FileStatus" in root
+            return st
         base = f"http://{LOOPBACK}:{ports.nn_http}"
         root = _http_get_json(f"{base}/webhdfs/v1/?op=GETFILESTATUS&user.name={user}", timeout)
         jmx = _http_get_json(f"{base}/jmx?qry=Hadoop:service=NameNode,name=FSNamesystemState", timeout)
@@ -1075,6 +1155,7 @@ class DevCluster:
                     json.dumps(
                         {
                             "port_offset": ports.offset,
+                            "ha": bool(self._requested_ha),
                             "ports": ports.as_dict(),
                             "state_dir": str(self.dir),
                             "started_at": _now_iso(),
@@ -1090,6 +1171,9 @@ class DevCluster:
                     raise DevClusterError(
                         f"the dev cluster already runs with port offset {ports.offset}; run down first"
                     )
+                if self._requested_ha is not None and self._requested_ha != self.ha:
+                    mode = "HA (two NameNodes)" if self.ha else "without HA (one NameNode)"
+                    raise DevClusterError(f"the dev cluster already runs {mode}; run down first")
             self._write_confs()
             for sid in ZK_IDS:
                 if zk_pids[sid] is None:
@@ -1103,7 +1187,12 @@ class DevCluster:
             if "hdfs" not in started:
                 # Launcher already running: restart DataNodes a fault test left stopped.
                 self._wait_hdfs_ready_file(hdfs_pid, deadline)
-                for dn in self._control("status")["datanodes"]:
+                ctl = self._control("status")
+                for nn in ctl.get("namenodes", []) if self.ha else []:
+                    if not nn["running"]:
+                        self._control(f"nnstart {nn['index']}")
+                        started.append(f"namenode{nn['index']}")
+                for dn in ctl["datanodes"]:
                     if not dn["running"]:
                         self._control(f"start {dn['index']}")
                         started.append(f"datanode{dn['index']}")
@@ -1182,6 +1271,11 @@ class DevCluster:
             "namenode": {"rpc_port": ports.nn_rpc, "http_port": ports.nn_http},
             "log": str(self._log("hdfs")),
         }
+        if self.ha:
+            hdfs["ha"] = True
+            hdfs["namenodes"] = [
+                {"index": i, "rpc_port": rpc, "http_port": http} for i, (rpc, http) in enumerate(ports.namenodes(True))
+            ]
         if hdfs_pid is not None:
             ready = _read_json(self._ready_file)
             if ready and ready.get("pid") == hdfs_pid:
@@ -1189,6 +1283,8 @@ class DevCluster:
                     ctl = self._control("status", timeout=10)
                     hdfs["datanodes"] = ctl["datanodes"]
                     hdfs["safemode"] = ctl["safemode"]
+                    if self.ha:
+                        hdfs["namenodes"] = ctl["namenodes"]
                 except DevClusterError as e:
                     hdfs["control_error"] = str(e)
                     hdfs["datanodes"] = ready.get("datanodes")
@@ -1200,6 +1296,7 @@ class DevCluster:
                         nn["webhdfs"]
                         and nn["fs_state"] == "Operational"
                         and nn["live_datanodes"] == NUM_DATANODES == running_dns
+                        and all(n.get("running", True) for n in hdfs.get("namenodes") or [])
                     )
                 except (OSError, ValueError) as e:
                     hdfs["namenode_error"] = str(e)
@@ -1263,6 +1360,69 @@ class DevCluster:
             running = sum(1 for d in self._control("status")["datanodes"] if d["running"])
             self._wait_live(self.ports, running, time.monotonic() + timeout, f"DataNode {i} start")
         return dn
+
+    # HA NameNodes (``up --ha``)
+
+    def namenodes(self) -> list[dict[str, Any]]:
+        """HA: each NameNode's index, running, state (active/standby) and ports."""
+        self._check_ha()
+        return self._control("nnstatus")
+
+    def failover_namenode(self, *, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """HA: make the active NameNode standby and the (running) standby active."""
+        self._check_ha()
+        with self._locked():
+            nns = self._control("failover", timeout=timeout + 10)
+            self._wait_active(timeout, "failover")
+        return nns
+
+    def stop_namenode(self, i: int, *, timeout: float = 60.0) -> list[dict[str, Any]]:
+        """HA: shut NameNode ``i`` down; the other one is made active if it is not already."""
+        self._check_nn(i)
+        with self._locked():
+            nns = self._control(f"nnstop {i}", timeout=timeout + 10)
+            if any(n["running"] for n in nns):
+                self._wait_active(timeout, f"NameNode {i} stop")
+        return nns
+
+    def start_namenode(self, i: int, *, timeout: float = 120.0) -> list[dict[str, Any]]:
+        """HA: restart NameNode ``i`` on its ports (as standby, or active if no other one runs)."""
+        self._check_nn(i)
+        with self._locked():
+            nns = self._control(f"nnstart {i}", timeout=timeout + 10)
+            self._wait_active(timeout, f"NameNode {i} start")
+        return nns
+
+    def _wait_active(self, timeout: float, what: str) -> dict:
+        """Wait until an active NameNode serves WebHDFS with every running DataNode live."""
+        running = sum(1 for d in self._control("status")["datanodes"] if d["running"])
+        deadline = time.monotonic() + timeout
+        last: Any = None
+        while True:
+            try:
+                st = self._namenode_state(self.ports)
+                if st["webhdfs"] and st["fs_state"] == "Operational" and st["live_datanodes"] == running:
+                    return st
+                last = f"active NameNode {st.get('active_namenode')}, {st['live_datanodes']} live DataNodes"
+            except (OSError, ValueError) as e:
+                last = str(e)
+            if time.monotonic() > deadline:
+                raise DevClusterTimeout(
+                    f"{what}: no active NameNode ready in time ({last})",
+                    log_path=self._log("hdfs"),
+                    log_tail=_tail(self._log("hdfs")),
+                )
+            time.sleep(0.2)
+
+    def _check_ha(self) -> None:
+        if not self.ha:
+            raise DevClusterUsageError("this dev cluster has one NameNode: start it with `up --ha` (after `down`)")
+
+    def _check_nn(self, i: int) -> int:
+        self._check_ha()
+        if not 0 <= i < 2:
+            raise DevClusterUsageError(f"NameNode indices are 0..1, got {i}")
+        return i
 
     def stop_zk(self, sid: int) -> dict[str, Any]:
         """Stop ZooKeeper server ``sid`` (1..3) and wait until its process is gone."""
@@ -1355,7 +1515,7 @@ class DevCluster:
             f"{self.conf_dir / 'client'}{os.pathsep}{cps['hdfs']}",
             "org.apache.hadoop.fs.FsShell",
             "-fs",
-            f"hdfs://{LOOPBACK}:{ports.nn_rpc}",
+            self._hdfs_uri(ports),
             *args,
         ]
         env = self._java_env()

@@ -21,6 +21,7 @@ import pytest
 from mdl import devcluster as dc
 
 from ..helpers import REPO, until
+from ..integration.conftest import HA_PORT_OFFSET, HA_STATE_DIR
 
 pytestmark = pytest.mark.cluster
 
@@ -285,3 +286,58 @@ def test_zk_all_stop_and_start(cluster: dict) -> None:
         res = dc.start_zk_all()
     assert sorted(r["mode"] for r in res) == ["follower", "follower", "leader"]
     assert dc.status()["healthy"]
+
+
+# ---- HA (up --ha): its own cluster, as tests/integration's ha_cluster fixture starts it --------------
+
+
+def _ha_cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mdl.devcluster", "--state-dir", str(HA_STATE_DIR), *args],
+                          capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(scope="module")
+def ha_cluster() -> dc.DevCluster:
+    """The HA cluster of tests/integration's ``ha_cluster`` fixture (same state dir and ports)."""
+    ha = dc.DevCluster(HA_STATE_DIR, port_offset=HA_PORT_OFFSET, ha=True)
+    ha.up()
+    return ha
+
+
+def test_ha_cluster_cli(ha_cluster: dc.DevCluster) -> None:
+    def states() -> list:
+        st = json.loads(_ha_cli("status").stdout)
+        return [n["state"] for n in st["hdfs"]["namenodes"]]
+
+    info = json.loads(_ha_cli("info").stdout)
+    http = [n["namenode_http"].rsplit(":", 1)[1] for n in info["namenodes"]]
+    assert info["storage_url"] == f"webhdfs://127.0.0.1:{http[0]},127.0.0.1:{http[1]}"
+    assert info["env"]["MDL_STORAGE_URL"] == info["storage_url"] and info["nameservice"] == "mdlns"
+    before = states()
+    assert sorted(before) == ["active", "standby"] and info["active_namenode"] == before.index("active")
+    r = _ha_cli("namenode", "failover")
+    assert r.returncode == 0, r.stderr
+    assert states() == before[::-1]
+    active = states().index("active")
+    r = _ha_cli("namenode", "stop", str(active))
+    assert r.returncode == 0, r.stderr
+    try:
+        assert [n["running"] for n in json.loads(r.stdout)] == [i != active for i in range(2)]
+        assert states()[1 - active] == "active"
+        r = _ha_cli("fs", "-ls", "/")  # FsShell follows the nameservice to the survivor
+        assert r.returncode == 0, r.stderr
+    finally:
+        r = _ha_cli("namenode", "start", str(active))
+    assert r.returncode == 0, r.stderr
+    assert states()[active] == "standby"
+    st = json.loads(_ha_cli("status").stdout)
+    assert st["healthy"] and st["hdfs"]["active_namenode"] == 1 - active
+    r = _ha_cli("up")  # remembered in cluster.json: no --ha needed, nothing to do
+    assert r.returncode == 0 and json.loads(r.stdout)["changed"] is False, r.stderr
+
+
+def test_namenode_commands_need_an_ha_cluster(cluster: dict) -> None:
+    r = subprocess.run([sys.executable, "-m", "mdl.devcluster", "namenode", "failover"],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2 and r.stderr.startswith("error: this dev cluster has one NameNode"), r.stderr
+    assert "namenodes" not in dc.info() and "ha" not in dc.status()["hdfs"]
