@@ -54,6 +54,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage.user", str, None, "HDFS user for simple auth (default: the OS user)"),
     Setting("storage.auth", str, "simple", "HDFS authentication", ("simple", "kerberos")),
     Setting("storage.ca_bundle", str, None, "CA bundle for swebhdfs:// (default: the system's)"),
+    Setting(
+        "storage.hadoop_conf_dir",
+        str,
+        None,
+        "Hadoop client config dir: webhdfs://<nameservice> resolves through its hdfs-site.xml "
+        "(default: $HADOOP_CONF_DIR)",
+    ),
     Setting("storage.timeout", float, 30.0, "seconds for connecting to and reading from storage", maximum=86400),
     Setting("storage.retries", int, 3, "retries with backoff for idempotent storage steps", maximum=100),
     Setting(

@@ -845,6 +845,11 @@ class DevCluster:
                         f"dfs.namenode.rpc-address.{NAMESERVICE}.nn{i}": f"{LOOPBACK}:{rpc}"
                         for i, (rpc, _) in enumerate(nns)
                     },
+                    # what WebHDFS clients resolve webhdfs://<nameservice> with (mdl's storage.hadoop_conf_dir)
+                    **{
+                        f"dfs.namenode.http-address.{NAMESERVICE}.nn{i}": f"{LOOPBACK}:{http}"
+                        for i, (_, http) in enumerate(nns)
+                    },
                     f"dfs.client.failover.proxy.provider.{NAMESERVICE}": (
                         "org.apache.hadoop.hdfs.server.namenode.ha.ConfiguredFailoverProxyProvider"
                     ),

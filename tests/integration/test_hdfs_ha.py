@@ -4,6 +4,7 @@ client's HTTP layer, to count the requests that reach each NameNode."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import threading
@@ -170,6 +171,19 @@ def test_list_push_pull_remember_the_active_namenode(ha_cluster, make_client, tm
     assert same_tree(src, tmp_path / "out")
     assert seen[standby] == (1 if standby_first else 0), seen  # remembered: nothing more to the standby
     assert seen[active] > 5
+
+
+def test_a_nameservice_url_resolves_through_the_hadoop_client_config(ha_cluster, env, tmp_path):
+    """``webhdfs://mdlns`` + the dev cluster's client hdfs-site.xml: the real `mdl` binary finds both
+    NameNodes, on either side of a failover."""
+    e = {**os.environ, **env, "MDL_STORAGE_URL": "webhdfs://mdlns",
+         "MDL_STORAGE_HADOOP_CONF_DIR": str(ha_cluster.conf_dir / "client")}
+    src = model_dir(tmp_path, "src", {"m.bin": 100_000})
+    r = subprocess.run([MDL, "push", "lr", str(src), "--version", "v1"], env=e, capture_output=True)
+    assert r.returncode == 0, r.stderr
+    ha_cluster.failover_namenode()
+    r = subprocess.run([MDL, "list", "lr", "-o", "json"], env=e, capture_output=True)
+    assert r.returncode == 0 and [v["version"] for v in json.loads(r.stdout)["versions"]] == ["v1"], r.stderr
 
 
 @pytest.mark.parametrize("stop", [False, True], ids=["failover", "active-stops"])

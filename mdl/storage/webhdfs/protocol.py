@@ -10,6 +10,7 @@ from urllib.parse import urlparse
 
 from mdl.errors import ConfigError
 from mdl.storage.http import Response, text
+from mdl.storage.webhdfs import hadoop_conf
 
 WEBHDFS_PREFIX = "/webhdfs/v1"
 DEFAULT_PORTS = {"webhdfs": 9870, "swebhdfs": 9871}
@@ -78,8 +79,10 @@ def hostport(url: str) -> str:
     return f"{p.hostname}:{p.port or (443 if p.scheme == 'https' else 80)}"
 
 
-def parse_url(url: str) -> tuple[str, list[str]]:
-    """``webhdfs://h1:9870,h2:9870`` -> ("http", ["http://h1:9870", "http://h2:9870"])."""
+def parse_url(url: str, hadoop_conf_dir: str | None = None) -> tuple[str, list[str]]:
+    """``webhdfs://h1:9870,h2:9870`` -> ("http", ["http://h1:9870", "http://h2:9870"]); a single host
+    without a port that the Hadoop client config names as a nameservice stands for its NameNodes
+    (see :mod:`mdl.storage.webhdfs.hadoop_conf`)."""
     scheme, sep, rest = url.partition("://")
     if not sep or scheme not in DEFAULT_PORTS:
         raise ConfigError(f"storage.url {url!r} is not a webhdfs:// or swebhdfs:// URL")
@@ -92,11 +95,12 @@ def parse_url(url: str) -> tuple[str, list[str]]:
     if "@" in hosts or "?" in hosts or "#" in hosts:
         raise ConfigError(f"storage.url {url!r}: give only host:port pairs (the user is storage.user)")
     http = "https" if scheme == "swebhdfs" else "http"
+    parts = [p.strip() for p in hosts.split(",") if p.strip()]
+    directory = hadoop_conf.conf_dir(hadoop_conf_dir)
+    if len(parts) == 1 and ":" not in parts[0] and directory is not None:
+        parts = hadoop_conf.nameservice_namenodes(parts[0], http == "https", directory) or parts
     bases = []
-    for part in hosts.split(","):
-        part = part.strip()
-        if not part:
-            continue
+    for part in parts:
         probe = urlparse(f"{http}://{part}")
         try:
             port = probe.port or DEFAULT_PORTS[scheme]

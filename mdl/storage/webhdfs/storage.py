@@ -87,8 +87,9 @@ class WebHdfsStorage(Storage):
         timeout: float = 30.0,
         retries: int = 3,
         pool_size: int = 64,
+        hadoop_conf_dir: str | None = None,
     ) -> None:
-        _, namenodes = parse_url(url)
+        _, namenodes = parse_url(url, hadoop_conf_dir)
         if not root or not root.startswith("/"):
             raise ConfigError(f"storage.root {root!r} must be an absolute HDFS path like /models")
         self.url = url
@@ -117,6 +118,7 @@ class WebHdfsStorage(Storage):
             ca_bundle=config["storage.ca_bundle"],
             timeout=config["storage.timeout"] or 30.0,
             retries=config["storage.retries"] or 0,
+            hadoop_conf_dir=config["storage.hadoop_conf_dir"],
         )
 
     def __repr__(self) -> str:
