@@ -6,8 +6,9 @@ import typer
 def dev_cluster(ctx: typer.Context) -> None:
     """Start, stop and inspect a local HDFS (3 DataNodes) + ZooKeeper (3 servers) cluster.
 
-    up [--ha] | down | status | env | info | datanode stop|start N | namenode failover|stop|start N (HA) |
-    zk stop|start N|all | fs ARGS.
+    up [--ha | --secure [--ticket-lifetime S]] | down | status | env | info | datanode stop|start N |
+    namenode failover|stop|start N (HA) | zk stop|start N|all | fs ARGS.
+    --secure: Kerberos (in-JVM KDC, realm MDL.TEST, SPNEGO WebHDFS), no ZooKeeper; `env` gives KRB5_CONFIG etc.
     Needs Java 17 and Maven; the first `up` downloads the jars from Maven Central.
     """
     from mdl.devcluster.cli import main

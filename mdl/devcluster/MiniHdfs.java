@@ -19,6 +19,13 @@
 // slot I dead at once) | shutdown; HA only: nnstatus | failover (active <-> standby) |
 // nnstop I | nnstart I (shutdownNameNode / restartNameNode; the survivor is made active).  DataNode slots are stable indices 0..N-1 even though
 // MiniDFSCluster reorders its own list when DataNodes are stopped and restarted.
+//
+// --secure --kdc-dir DIR --kdc-port P [--ticket-lifetime SECONDS]: Kerberos. An in-JVM MiniKdc
+// (realm MDL.TEST, TCP on localhost:P; hadoop-minikdc must be on the classpath, it is loaded by
+// reflection so the plain mode compiles without it) with principals hdfs/localhost, HTTP/localhost,
+// HTTP/127.0.0.1 (DIR/hdfs.keytab) and client (DIR/client.keytab); DIR/krb5-client.conf for MIT
+// clients. The cluster runs as hdfs/localhost (the superuser "hdfs"), WebHDFS wants SPNEGO, block
+// access tokens and SASL data transfer ("authentication") are on; /user/client and /tmp (1777) exist.
 
 import java.io.BufferedReader;
 import java.io.File;
@@ -37,8 +44,11 @@ import java.nio.file.Paths;
 import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Properties;
 
 import org.apache.hadoop.conf.Configuration;
+import org.apache.hadoop.fs.FileSystem;
+import org.apache.hadoop.fs.permission.FsPermission;
 import org.apache.hadoop.hdfs.HdfsConfiguration;
 import org.apache.hadoop.hdfs.DFSTestUtil;
 import org.apache.hadoop.hdfs.MiniDFSCluster;
@@ -63,9 +73,24 @@ public class MiniHdfs {
     private static int[] nnRpc, nnHttp;                      // fixed ports per NameNode
     static final String NAMESERVICE = "mdlns";
     private static volatile boolean shuttingDown = false;
+    private static Object kdc;                               // secure mode: the MiniKdc
+    static final String CLIENT = "client";
 
     public static void main(String[] argv) throws Exception {
-        String baseDir = null, readyFile = null;
+        try {
+            run(argv);
+        } catch (Throwable e) {
+            // MiniKdc's and Hadoop's non-daemon threads would keep a failed JVM alive
+            e.printStackTrace();
+            Runtime.getRuntime().halt(1);
+        }
+    }
+
+    private static void run(String[] argv) throws Exception {
+        String baseDir = null, readyFile = null, kdcDir = null;
+        boolean secure = false;
+        int kdcPort = 0;
+        long ticketLifetime = 3600;
         int nnPort = 19820, httpPort = 19870, numDn = 3, controlPort = 0, nn1Port = 19821, nn1HttpPort = 19871;
         int[] dnHttp = null, dnIpc = null;
         List<String[]> confs = new ArrayList<>();
@@ -84,6 +109,10 @@ public class MiniHdfs {
                 case "--control-port": controlPort = Integer.parseInt(v); i++; break;
                 case "--dn-http-ports": dnHttp = parsePorts(v); i++; break;
                 case "--dn-ipc-ports": dnIpc = parsePorts(v); i++; break;
+                case "--secure": secure = true; break;
+                case "--kdc-dir": kdcDir = v; i++; break;
+                case "--kdc-port": kdcPort = Integer.parseInt(v); i++; break;
+                case "--ticket-lifetime": ticketLifetime = Long.parseLong(v); i++; break;
                 case "--conf": {
                     int eq = v.indexOf('=');
                     if (eq <= 0) throw new IllegalArgumentException("--conf wants key=value: " + v);
@@ -116,7 +145,17 @@ public class MiniHdfs {
             conf.setInt("dfs.ha.tail-edits.period", 1);
             conf.setInt("dfs.ha.log-roll.period", 10);
         }
+        String secureJson = "";
+        if (secure) {
+            if (ha) throw new IllegalArgumentException("--secure and --ha cannot be combined");
+            if (kdcDir == null) throw new IllegalArgumentException("--secure needs --kdc-dir");
+            secureJson = startKdc(conf, new File(kdcDir).getAbsoluteFile(), kdcPort, ticketLifetime);
+        }
         for (String[] kv : confs) conf.set(kv[0], kv[1]);
+        if (secure) {
+            UserGroupInformation.setConfiguration(conf);
+            UserGroupInformation.loginUserFromKeytab("hdfs/localhost@" + REALM, new File(kdcDir, "hdfs.keytab").getPath());
+        }
 
         MiniDFSCluster.Builder b = new MiniDFSCluster.Builder(conf, new File(baseDir))
             .numDataNodes(numDn)
@@ -147,6 +186,16 @@ public class MiniHdfs {
         ipcPorts = new int[numDn];
         List<DataNode> dns = cluster.getDataNodes();
         for (int i = 0; i < numDn; i++) remember(i, dns.get(i));
+        if (secure) {
+            // A home for the client principal and a world-writable /tmp.
+            FileSystem fs = cluster.getFileSystem();
+            org.apache.hadoop.fs.Path home = new org.apache.hadoop.fs.Path("/user/" + CLIENT);
+            fs.mkdirs(home);
+            fs.setOwner(home, CLIENT, "supergroup");
+            org.apache.hadoop.fs.Path tmp = new org.apache.hadoop.fs.Path("/tmp");
+            fs.mkdirs(tmp);
+            fs.setPermission(tmp, new FsPermission((short) 01777));
+        }
 
         Runtime.getRuntime().addShutdownHook(new Thread(MiniHdfs::shutdownCluster, "mdl-shutdown"));
 
@@ -164,6 +213,8 @@ public class MiniHdfs {
             .append(",\"superuser\":").append(q(UserGroupInformation.getCurrentUser().getShortUserName()))
             .append(",\"base_dir\":").append(q(baseDir))
             .append(",\"datanodes\":").append(datanodesJson())
+            .append(",\"secure\":").append(secure)
+            .append(secureJson)
             .append("}");
         String json = ready.toString();
         if (readyFile != null) {
@@ -411,14 +462,98 @@ public class MiniHdfs {
         if (shuttingDown) return;
         shuttingDown = true;
         MiniDFSCluster c = cluster;
-        if (c == null) return;
-        try {
-            c.shutdown();
-        } catch (Throwable e) {
-            // On SIGTERM (inside the JVM's shutdown hook) Hadoop cannot unregister its own hooks;
-            // the process is exiting anyway and `down` deletes the data.
-            System.err.println("MiniDFSCluster.shutdown: " + e);
+        if (c != null) {
+            try {
+                c.shutdown();
+            } catch (Throwable e) {
+                // On SIGTERM (inside the JVM's shutdown hook) Hadoop cannot unregister its own hooks;
+                // the process is exiting anyway and `down` deletes the data.
+                System.err.println("MiniDFSCluster.shutdown: " + e);
+            }
         }
+        if (kdc != null) {
+            try {
+                kdc.getClass().getMethod("stop").invoke(kdc);
+            } catch (Throwable e) {
+                System.err.println("MiniKdc.stop: " + e);
+            }
+        }
+    }
+
+    // ---- secure mode (--secure)
+
+    static final String REALM = "MDL.TEST";
+
+    /** Starts the MiniKdc, writes keytabs and krb5-client.conf, sets the Kerberos keys of conf;
+     *  returns the ready-JSON fields of the secure mode (each starting with a comma). */
+    private static String startKdc(Configuration conf, File dir, int port, long ticketLifetime) throws Exception {
+        dir.mkdirs();
+        Class<?> k = Class.forName("org.apache.hadoop.minikdc.MiniKdc");
+        Properties kconf = (Properties) k.getMethod("createConf").invoke(null);
+        kconf.setProperty("kdc.bind.address", "localhost");
+        kconf.setProperty("kdc.port", Integer.toString(port));
+        kconf.setProperty("org.name", "MDL");
+        kconf.setProperty("org.domain", "TEST"); // realm MDL.TEST
+        kconf.setProperty("max.ticket.lifetime", Long.toString(ticketLifetime)); // seconds (kerby)
+        kconf.setProperty("max.renewable.lifetime", Long.toString(ticketLifetime));
+        kdc = k.getConstructor(Properties.class, File.class).newInstance(kconf, dir);
+        k.getMethod("start").invoke(kdc); // sets -Djava.security.krb5.conf to DIR/krb5.conf
+        String realm = (String) k.getMethod("getRealm").invoke(kdc);
+        if (!REALM.equals(realm)) throw new IllegalStateException("unexpected realm " + realm);
+        int kdcPort = (Integer) k.getMethod("getPort").invoke(kdc);
+        File hdfsKeytab = new File(dir, "hdfs.keytab"), clientKeytab = new File(dir, "client.keytab");
+        java.lang.reflect.Method create = k.getMethod("createPrincipal", File.class, String[].class);
+        // HTTP/127.0.0.1 too: with principal "*" clients may use http://localhost or http://127.0.0.1
+        create.invoke(kdc, hdfsKeytab, new String[] {"hdfs/localhost", "HTTP/localhost", "HTTP/127.0.0.1"});
+        create.invoke(kdc, clientKeytab, new String[] {CLIENT});
+        File javaKrb5 = (File) k.getMethod("getKrb5conf").invoke(kdc);
+
+        // krb5.conf for MIT clients (kinit, python-gssapi): the KDC by TCP, no DNS games.
+        File clientKrb5 = new File(dir, "krb5-client.conf");
+        String krb5 = "[libdefaults]\n"
+            + "  default_realm = " + REALM + "\n"
+            + "  dns_lookup_realm = false\n"
+            + "  dns_lookup_kdc = false\n"
+            + "  dns_canonicalize_hostname = false\n"
+            + "  rdns = false\n"
+            + "  udp_preference_limit = 1\n"
+            + "  ignore_acceptor_hostname = true\n"
+            + "  forwardable = true\n"
+            + "[realms]\n"
+            + "  " + REALM + " = {\n"
+            + "    kdc = localhost:" + kdcPort + "\n"
+            + "  }\n"
+            + "[domain_realm]\n"
+            + "  localhost = " + REALM + "\n"
+            + "  .localhost = " + REALM + "\n";
+        Files.write(clientKrb5.toPath(), krb5.getBytes(StandardCharsets.UTF_8));
+
+        String hdfsPrincipal = "hdfs/localhost@" + REALM, keytab = hdfsKeytab.getPath();
+        conf.set("hadoop.security.authentication", "kerberos");
+        conf.set("hadoop.security.authorization", "true");
+        // The WebHDFS AuthFilter takes its type, principal and keytab from hadoop.http.authentication.*
+        // (core-default: simple, anonymous allowed); "*": every HTTP/* principal of the keytab.
+        conf.set("hadoop.http.authentication.type", "kerberos");
+        conf.set("hadoop.http.authentication.kerberos.principal", "*");
+        conf.set("hadoop.http.authentication.kerberos.keytab", keytab);
+        conf.set("dfs.namenode.kerberos.principal", hdfsPrincipal);
+        conf.set("dfs.namenode.keytab.file", keytab);
+        conf.set("dfs.datanode.kerberos.principal", hdfsPrincipal);
+        conf.set("dfs.datanode.keytab.file", keytab);
+        conf.set("dfs.web.authentication.kerberos.principal", "HTTP/localhost@" + REALM);
+        conf.set("dfs.web.authentication.kerberos.keytab", keytab);
+        conf.setBoolean("dfs.block.access.token.enable", true);
+        conf.set("dfs.data.transfer.protection", "authentication");
+        conf.set("dfs.http.policy", "HTTP_ONLY");
+        conf.setBoolean("ignore.secure.ports.for.testing", true);
+        // Short KDC ticket lifetimes (--ticket-lifetime) must not break the cluster's own login.
+        conf.setBoolean("hadoop.kerberos.keytab.login.autorenewal.enabled", true);
+        conf.setLong("hadoop.kerberos.min.seconds.before.relogin", 1);
+        return ",\"realm\":" + q(REALM) + ",\"kdc_port\":" + kdcPort
+            + ",\"krb5_conf\":" + q(clientKrb5.getPath()) + ",\"java_krb5_conf\":" + q(javaKrb5.getPath())
+            + ",\"hdfs_principal\":" + q(hdfsPrincipal) + ",\"hdfs_keytab\":" + q(keytab)
+            + ",\"client_principal\":" + q(CLIENT + "@" + REALM) + ",\"client_keytab\":" + q(clientKeytab.getPath())
+            + ",\"ticket_lifetime\":" + ticketLifetime;
     }
 
     private static String q(String s) {

@@ -38,6 +38,19 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="two NameNodes (HA nameservice, NameNode 0 active); remembered until `down`",
     )
+    up.add_argument(
+        "--secure",
+        action="store_true",
+        default=None,
+        help="Kerberos: an in-JVM KDC (realm MDL.TEST), SPNEGO WebHDFS, no ZooKeeper; `env`/`info` give "
+        "KRB5_CONFIG, KRB5CCNAME (kinit done by up) and the client keytab; remembered until `down`",
+    )
+    up.add_argument(
+        "--ticket-lifetime",
+        type=int,
+        metavar="SECONDS",
+        help="--secure: the KDC's maximum ticket lifetime (default 3600; short ones let tickets expire in tests)",
+    )
     sub.add_parser("down", help="stop the cluster and delete its data")
     sub.add_parser("status", help="print the cluster status as JSON")
     sub.add_parser("env", help="print `export MDL_...=...` lines for a client")
@@ -79,7 +92,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         if i == 0 or (i == 2 and argv[0] == "--state-dir") or (i == 1 and argv[0].startswith("--state-dir=")):
             argv, fs_args = argv[: i + 1], argv[i + 1 :]
     args = _parser().parse_args(argv)
-    cluster = DevCluster(args.state_dir, port_offset=getattr(args, "port_offset", None), ha=getattr(args, "ha", None))
+    cluster = DevCluster(
+        args.state_dir,
+        port_offset=getattr(args, "port_offset", None),
+        ha=getattr(args, "ha", None),
+        secure=getattr(args, "secure", None),
+        ticket_lifetime=getattr(args, "ticket_lifetime", None),
+    )
     try:
         if args.cmd == "up":
             _print_json(cluster.up(timeout=args.timeout))

@@ -24,8 +24,18 @@ Ports (offset 0): NameNode RPC 19820, NameNode HTTP/WebHDFS 19870, DataNode HTTP
 DataNode IPC 19867-19869 (DataNode transfer ports are ephemeral, kept across restarts), ZooKeeper
 client 12181-12183, quorum 12888-12890, election 13888-13890; with ``up --ha`` (two NameNodes of the
 HA nameservice ``mdlns``, NameNode 0 made active) NameNode 1 adds RPC 19821 and HTTP 19871. A second
-cluster needs its own state dir and an offset such as 100, 200 or 300 (the tests' HA cluster; not 707,
-1000 or 1707: those map ZooKeeper ports onto the default cluster's).
+cluster needs its own state dir and an offset such as 100, 200, 300 (the tests' HA cluster) or 400 (the
+tests' secure cluster; not 707, 1000 or 1707: those map ZooKeeper ports onto the default cluster's).
+
+``up --secure`` (Kerberos; not with ``--ha``): the launcher also runs an in-JVM MiniKdc (hadoop-minikdc,
+added to the classpath only in this mode) for realm ``MDL.TEST`` on localhost:19888 (+offset, TCP), and
+HDFS runs Kerberized as ``hdfs/localhost`` (superuser ``hdfs``): SPNEGO on WebHDFS (use
+``http://localhost:PORT``), block access tokens, SASL data transfer. No ZooKeeper ensemble is started.
+``run/kdc/`` holds the keytabs (``client.keytab`` for ``client@MDL.TEST``, whose home is /user/client),
+``krb5-client.conf`` for MIT clients and the ticket cache ``krb5cc_client`` that ``up`` kinits into;
+``info()``/``env`` report them (KRB5_CONFIG, KRB5CCNAME, MDL_STORAGE_AUTH=kerberos). ``--ticket-lifetime
+SECONDS`` (default 3600) caps every ticket the KDC issues, so tests can let tickets expire. Both the mode
+and the lifetime are remembered in run/cluster.json until ``down``.
 
 Environment knobs: ``MDL_DEV_CLUSTER_DIR``, ``MDL_DEV_CLUSTER_PORT_OFFSET`` (added to every port),
 ``MDL_DEV_CLUSTER_JAVA`` (java binary; else ``$JAVA_HOME/bin/java``, else ``java`` on PATH),
@@ -49,6 +59,7 @@ import signal
 import socket
 import subprocess
 import time
+import urllib.error
 import urllib.request
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -72,6 +83,7 @@ SLF4J_SIMPLE_VERSION = "2.0.13"  # matches the slf4j-api 2.0.13 of zookeeper 3.9
 # Versions from zookeeper-parent 3.9.5 (dropwizard.version, snappy.version).
 DROPWIZARD_METRICS_VERSION = "4.1.12.1"
 SNAPPY_VERSION = "1.1.10.5"
+MINIKDC_VERSION = HADOOP_VERSION  # up --secure only: org.apache.hadoop:hadoop-minikdc (Apache Kerby 2.0.3)
 DEPENDENCY_PLUGIN = "org.apache.maven.plugins:maven-dependency-plugin:3.8.1"
 
 NUM_DATANODES = 3
@@ -111,6 +123,13 @@ JAVA17_FLAGS = (
 
 LOOPBACK = "127.0.0.1"
 NAMESERVICE = "mdlns"  # the HA nameservice id (MiniHdfs.java)
+# up --secure (MiniHdfs.java): realm, principals and the Kerberos host name clients must use
+REALM = "MDL.TEST"
+KRB_HOST = "localhost"  # SPNEGO wants HTTP/<host>: URLs use localhost (HTTP/127.0.0.1 works too)
+CLIENT_PRINCIPAL = f"client@{REALM}"
+CLIENT_HOME = "/user/client"
+SECURE_SUPERUSER = "hdfs"  # the short name of hdfs/localhost, the NameNode's login
+DEFAULT_TICKET_LIFETIME = 3600
 MARKER_PROP = "-Dmdl.devcluster="
 
 _NO_PROXY_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
@@ -172,6 +191,11 @@ class Ports:
     @property
     def dn_ipc(self) -> list[int]:
         return [19867 + self.offset + i for i in range(NUM_DATANODES)]
+
+    @property
+    def kdc(self) -> int:
+        """Secure mode only: the MiniKdc (TCP)."""
+        return 19888 + self.offset
 
     def zk_client(self, sid: int) -> int:
         return 12180 + sid + self.offset
@@ -333,6 +357,20 @@ def zk_mode(port: int, timeout: float = 2.0) -> str | None:
     return "unknown"
 
 
+def webhdfs_challenge(url: str, timeout: float = 3.0) -> bool:
+    """Whether an unauthenticated GET of ``url`` is answered 401 with ``WWW-Authenticate: Negotiate``."""
+    try:
+        with _NO_PROXY_OPENER.open(urllib.request.Request(url), timeout=timeout):
+            return False
+    except urllib.error.HTTPError as e:
+        e.close()
+        return e.code == 401 and "negotiate" in (e.headers.get("WWW-Authenticate") or "").lower()
+
+
+def _ccache_file(ccache: str) -> Path:
+    return Path(ccache.removeprefix("FILE:"))
+
+
 def _http_get_json(url: str, timeout: float = 3.0) -> dict:
     req = urllib.request.Request(url, headers={"Accept": "application/json"})
     with _NO_PROXY_OPENER.open(req, timeout=timeout) as resp:
@@ -390,11 +428,18 @@ class DevCluster:
     """One dev cluster, identified by its state directory."""
 
     def __init__(
-        self, state_dir: str | os.PathLike | None = None, port_offset: int | None = None, ha: bool | None = None
+        self,
+        state_dir: str | os.PathLike | None = None,
+        port_offset: int | None = None,
+        ha: bool | None = None,
+        secure: bool | None = None,
+        ticket_lifetime: int | None = None,
     ):
         self.dir = Path(state_dir).expanduser().absolute() if state_dir else default_state_dir()
         self._requested_offset = port_offset
         self._requested_ha = ha
+        self._requested_secure = secure
+        self._requested_lifetime = ticket_lifetime
         self._java: str | None = None
 
     # ---- paths -----------------------------------------------------------------------------
@@ -442,6 +487,68 @@ class DevCluster:
             return bool(meta.get("ha", False))
         return bool(self._requested_ha)
 
+    @property
+    def secure(self) -> bool:
+        """Kerberos mode (``up --secure``): from run/cluster.json, else as requested."""
+        meta = _read_json(self.run_dir / "cluster.json")
+        if meta and isinstance(meta.get("port_offset"), int):
+            return bool(meta.get("secure", False))
+        return bool(self._requested_secure)
+
+    @property
+    def ticket_lifetime(self) -> int:
+        """Secure mode: the KDC's maximum ticket lifetime in seconds (``--ticket-lifetime``)."""
+        meta = _read_json(self.run_dir / "cluster.json")
+        if meta and isinstance(meta.get("ticket_lifetime"), int):
+            return int(meta["ticket_lifetime"])
+        return self._requested_lifetime or DEFAULT_TICKET_LIFETIME
+
+    @property
+    def zk_ids(self) -> tuple[int, ...]:
+        """The ZooKeeper server ids this cluster runs: none in secure mode."""
+        return () if self.secure else ZK_IDS
+
+    @property
+    def kdc_dir(self) -> Path:
+        """Secure mode: keytabs, krb5 configs and the client's ticket cache (removed by ``down``)."""
+        return self.run_dir / "kdc"
+
+    def kerberos(self) -> dict[str, Any]:
+        """Secure mode: what a Kerberos client needs (paths are valid while the cluster is up)."""
+        keytab = self.kdc_dir / "client.keytab"
+        return {
+            "realm": REALM,
+            "kdc": f"{KRB_HOST}:{self.ports.kdc}",
+            "krb5_config": str(self.kdc_dir / "krb5-client.conf"),
+            "ccache": f"FILE:{self.kdc_dir / 'krb5cc_client'}",
+            "client_principal": CLIENT_PRINCIPAL,
+            "client_keytab": str(keytab),
+            "kinit": shlex.join(["kinit", "-kt", str(keytab), CLIENT_PRINCIPAL]),
+            "hdfs_principal": f"hdfs/{KRB_HOST}@{REALM}",
+            "hdfs_keytab": str(self.kdc_dir / "hdfs.keytab"),
+            "ticket_lifetime": self.ticket_lifetime,
+        }
+
+    def kinit(self, ccache: str | None = None, *, principal: str = CLIENT_PRINCIPAL, timeout: float = 30.0) -> None:
+        """Secure mode: ``kinit -kt <keytab> <principal>`` (MIT kinit) into ``ccache`` (default: the
+        state dir's). ``principal``: the client's, or the superuser's (``hdfs/localhost@MDL.TEST``).
+        Raises DevClusterError if kinit is missing or fails."""
+        krb = self.kerberos()
+        keytab = {CLIENT_PRINCIPAL: krb["client_keytab"], krb["hdfs_principal"]: krb["hdfs_keytab"]}.get(principal)
+        if keytab is None:
+            raise DevClusterUsageError(f"no keytab for {principal} (have {CLIENT_PRINCIPAL}, {krb['hdfs_principal']})")
+        kinit = shutil.which("kinit")
+        if not kinit:
+            raise DevClusterError("kinit not found: install MIT Kerberos client tools (krb5-user / krb5)")
+        env = dict(os.environ, KRB5_CONFIG=krb["krb5_config"], KRB5CCNAME=ccache or krb["ccache"])
+        cmd = [kinit, "-kt", keytab, principal]
+        try:
+            r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+        except (OSError, subprocess.SubprocessError) as e:
+            raise DevClusterError(f"kinit failed: {e}") from None
+        if r.returncode != 0:
+            raise DevClusterError(f"kinit failed (exit {r.returncode}): {r.stderr.strip()[:240]}")
+
     def _configured_offset(self) -> int:
         if self._requested_offset is not None:
             return self._requested_offset
@@ -459,6 +566,8 @@ class DevCluster:
 
     def info(self) -> dict[str, Any]:
         """What a client needs: URLs, the HDFS user and the matching MDL_* environment."""
+        if self.secure:
+            return self._secure_info()
         p = self.ports
         ha = self.ha
         zk_hosts = ",".join(f"{LOOPBACK}:{p.zk_client(s)}" for s in ZK_IDS)
@@ -495,10 +604,42 @@ class DevCluster:
                 out["active_namenode"] = None
         return out
 
+    def _secure_info(self) -> dict[str, Any]:
+        p = self.ports
+        krb = self.kerberos()
+        url = f"webhdfs://{KRB_HOST}:{p.nn_http}"
+        env = {
+            "MDL_STORAGE_URL": url,
+            "MDL_STORAGE_AUTH": "kerberos",
+            "MDL_STORAGE_ROOT": f"{CLIENT_HOME}/models",
+            "KRB5_CONFIG": krb["krb5_config"],
+            "KRB5CCNAME": krb["ccache"],
+        }
+        ports = {**p.as_dict(), "kdc": p.kdc}
+        for k in ("zk_client", "zk_quorum", "zk_election"):
+            del ports[k]
+        return {
+            "secure": True,
+            "storage_url": url,
+            "storage_auth": "kerberos",
+            "webhdfs_url": f"http://{KRB_HOST}:{p.nn_http}/webhdfs/v1",
+            "namenode_http": f"http://{KRB_HOST}:{p.nn_http}",
+            "hdfs_url": f"hdfs://{KRB_HOST}:{p.nn_rpc}",
+            "superuser": SECURE_SUPERUSER,
+            "client_home": CLIENT_HOME,
+            "kerberos": krb,
+            "ports": ports,
+            "state_dir": str(self.dir),
+            "env": env,
+        }
+
     def env_snippet(self) -> str:
         """Shell lines (``export K=V``) a client can eval."""
-        env = self.info()["env"]
-        return "".join(f"export {k}={shlex.quote(v)}\n" for k, v in env.items())
+        info = self.info()
+        out = "".join(f"export {k}={shlex.quote(v)}\n" for k, v in info["env"].items())
+        if info.get("secure"):  # up kinits into KRB5CCNAME; this renews an expired ticket
+            out += f"# {info['kerberos']['kinit']}\n"
+        return out
 
     # ---- locking ---------------------------------------------------------------------------
 
@@ -578,8 +719,10 @@ class DevCluster:
                 + "</project>\n"
             )
 
+        kdc = {"kdc/pom.xml": pom("kdc", [("org.apache.hadoop", "hadoop-minikdc", MINIKDC_VERSION)], "pom")}
         return {
-            "pom.xml": pom("devcluster", [], "pom", ["hdfs", "zk"]),
+            "pom.xml": pom("devcluster", [], "pom", self._modules()),
+            **(kdc if self.secure else {}),
             "hdfs/pom.xml": pom(
                 "hdfs",
                 [
@@ -602,8 +745,11 @@ class DevCluster:
             ),
         }
 
+    def _modules(self) -> list[str]:
+        return ["hdfs", "zk", *(["kdc"] if self.secure else [])]
+
     def classpaths(self, *, allow_resolve: bool = True) -> tuple[dict[str, str], bool, float]:
-        """(``{"hdfs": cp, "zk": cp}``, whether Maven ran, seconds Maven took)."""
+        """(``{"hdfs": cp, "zk": cp}`` (secure: and ``"kdc"``), whether Maven ran, seconds Maven took)."""
         poms = self._poms()
         repo = os.environ.get("MDL_DEV_CLUSTER_MAVEN_REPO", "")
         key = hashlib.sha256(json.dumps([poms, repo, DEPENDENCY_PLUGIN]).encode()).hexdigest()
@@ -611,7 +757,7 @@ class DevCluster:
         cached = _read_json(cache_path)
         if cached and cached.get("key") == key:
             cps = cached.get("classpaths", {})
-            if set(cps) == {"hdfs", "zk"} and all(
+            if set(cps) == set(self._modules()) and all(
                 all(Path(e).exists() for e in cp.split(os.pathsep) if e) for cp in cps.values()
             ):
                 return cps, False, 0.0
@@ -624,7 +770,7 @@ class DevCluster:
         maven_dir = self.dir / "maven"
         for rel, text in poms.items():
             _write_atomic(maven_dir / rel, text)
-        for mod in ("hdfs", "zk"):
+        for mod in self._modules():
             (maven_dir / mod / "classpath.txt").unlink(missing_ok=True)
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_path = self.log_dir / "maven.log"
@@ -663,7 +809,7 @@ class DevCluster:
                 log_tail=tail,
             )
         cps = {}
-        for mod in ("hdfs", "zk"):
+        for mod in self._modules():
             try:
                 cps[mod] = (maven_dir / mod / "classpath.txt").read_text().strip()
             except OSError:
@@ -855,10 +1001,17 @@ class DevCluster:
                     ),
                 }
             )
-        _write_atomic(self.conf_dir / "client" / "core-site.xml", site({"fs.defaultFS": self._hdfs_uri(ports)}))
+        core_site = {"fs.defaultFS": self._hdfs_uri(ports)}
+        if self.secure:
+            core_site["hadoop.security.authentication"] = "kerberos"
+            hdfs_site["dfs.namenode.kerberos.principal"] = f"hdfs/{KRB_HOST}@{REALM}"
+            hdfs_site["dfs.data.transfer.protection"] = "authentication"
+        _write_atomic(self.conf_dir / "client" / "core-site.xml", site(core_site))
         _write_atomic(self.conf_dir / "client" / "hdfs-site.xml", site(hdfs_site))
 
     def _hdfs_uri(self, ports: Ports) -> str:
+        if self.secure:
+            return f"hdfs://{KRB_HOST}:{ports.nn_rpc}"
         return f"hdfs://{NAMESERVICE}" if self.ha else f"hdfs://{LOOPBACK}:{ports.nn_rpc}"
 
     # ---- HDFS ------------------------------------------------------------------------------
@@ -925,10 +1078,25 @@ class DevCluster:
             "--conf",
             f"dfs.namenode.fs-limits.min-block-size={MIN_BLOCKSIZE}",
             *(["--ha", "--nn1-port", str(ports.nn1_rpc), "--nn1-http-port", str(ports.nn1_http)] if self.ha else []),
+            *(
+                ["--secure", "--kdc-dir", str(self.kdc_dir), "--kdc-port", str(ports.kdc)]
+                + ["--ticket-lifetime", str(self.ticket_lifetime)]
+                if self.secure
+                else []
+            ),
         ]
 
+    def _hdfs_classpath(self, cps: dict[str, str]) -> str:
+        """The launcher's classpath: secure mode adds hadoop-minikdc and the jars it needs that
+        the minicluster's classpath has no version of (by Maven repository directory)."""
+        if not self.secure:
+            return cps["hdfs"]
+        have = {Path(e).parent.parent for e in cps["hdfs"].split(os.pathsep) if e}
+        extra = [e for e in cps["kdc"].split(os.pathsep) if e and Path(e).parent.parent not in have]
+        return os.pathsep.join([cps["hdfs"], *extra])
+
     def _start_hdfs(self, java: str, cp: str, ports: Ports) -> int:
-        busy = [p for p in ports.hdfs_ports(self.ha) if not _port_free(p)]
+        busy = [p for p in [*ports.hdfs_ports(self.ha), *([ports.kdc] if self.secure else [])] if not _port_free(p)]
         if busy:
             raise DevClusterError(
                 f"cannot start HDFS: port(s) {', '.join(map(str, busy))} on {LOOPBACK} already in use "
@@ -936,6 +1104,7 @@ class DevCluster:
             )
         hdfs_dir = self.run_dir / "hdfs"
         shutil.rmtree(hdfs_dir, ignore_errors=True)
+        shutil.rmtree(self.kdc_dir, ignore_errors=True)  # a new KDC: new keys, old tickets are void
         (hdfs_dir / "tmp").mkdir(parents=True)
         token = secrets.token_hex(16)
         env = dict(self._java_env(), MDL_DEVCLUSTER_TOKEN=token)
@@ -975,6 +1144,17 @@ class DevCluster:
         one set of JMX beans: the launcher's view of the active namesystem is used instead of JMX.
         """
         user = self.superuser()
+        if self.secure:  # WebHDFS and JMX want SPNEGO: the launcher's view, plus WebHDFS's 401 challenge
+            try:
+                ctl = self._control("status", timeout=timeout + 5)
+            except DevClusterError as e:
+                raise OSError(str(e)) from None
+            return {
+                "webhdfs": webhdfs_challenge(f"http://{KRB_HOST}:{ports.nn_http}/webhdfs/v1/?op=LISTSTATUS", timeout),
+                "fs_state": "safeMode" if ctl["safemode"] else "Operational",
+                "live_datanodes": ctl["live_datanodes"],
+                "dead_datanodes": ctl["dead_datanodes"],
+            }
         if self.ha:
             try:
                 ctl = self._control("status", timeout=timeout + 5)
@@ -1117,9 +1297,14 @@ class DevCluster:
             time.sleep(0.2)
 
     def _check_sid(self, sid: int) -> int:
+        self._check_zk()
         if sid not in ZK_IDS:
             raise DevClusterUsageError(f"ZooKeeper server ids are {ZK_IDS[0]}..{ZK_IDS[-1]} (myid), got {sid}")
         return sid
+
+    def _check_zk(self) -> None:
+        if self.secure:
+            raise DevClusterUsageError("this dev cluster (up --secure) runs no ZooKeeper: use the default cluster's")
 
     def _check_dn(self, i: int) -> int:
         if not 0 <= i < NUM_DATANODES:
@@ -1134,16 +1319,20 @@ class DevCluster:
         ``timeout`` bounds the readiness wait; a cold Maven download comes on top of it.
         The result is :meth:`status` plus ``seconds``, ``maven_resolved`` (cold start),
         ``maven_seconds``, ``changed`` and ``started`` (the components started by this call).
+        Secure mode (``secure=True``: Kerberos, no ZooKeeper) also kinits the client into the
+        state dir's ticket cache (``kinit_ok`` in the result, else ``kinit_error``).
         """
         t0 = time.monotonic()
+        if self._requested_secure and self._requested_ha:
+            raise DevClusterUsageError("--secure and --ha cannot be combined")
+        if self._requested_lifetime is not None and self._requested_lifetime < 1:
+            raise DevClusterUsageError(f"--ticket-lifetime must be >= 1 second, got {self._requested_lifetime}")
         with self._locked():
             java = self.java()
-            cps, resolved, maven_seconds = self.classpaths()
-            deadline = time.monotonic() + timeout
             hdfs_pid = self._pid("hdfs")
             zk_pids = {sid: self._pid(f"zk{sid}") for sid in ZK_IDS}
-            started: list[str] = []
             fresh = hdfs_pid is None and not any(zk_pids.values())
+            started: list[str] = []
             if fresh:
                 requested = self._configured_offset()
                 stray = self._scan_marked()
@@ -1161,6 +1350,8 @@ class DevCluster:
                         {
                             "port_offset": ports.offset,
                             "ha": bool(self._requested_ha),
+                            "secure": bool(self._requested_secure),
+                            **({"ticket_lifetime": self.ticket_lifetime} if self._requested_secure else {}),
                             "ports": ports.as_dict(),
                             "state_dir": str(self.dir),
                             "started_at": _now_iso(),
@@ -1179,15 +1370,25 @@ class DevCluster:
                 if self._requested_ha is not None and self._requested_ha != self.ha:
                     mode = "HA (two NameNodes)" if self.ha else "without HA (one NameNode)"
                     raise DevClusterError(f"the dev cluster already runs {mode}; run down first")
+                if self._requested_secure is not None and self._requested_secure != self.secure:
+                    mode = "secure (Kerberos)" if self.secure else "without Kerberos"
+                    raise DevClusterError(f"the dev cluster already runs {mode}; run down first")
+                if self._requested_lifetime is not None and self._requested_lifetime != self.ticket_lifetime:
+                    raise DevClusterError(
+                        f"the dev cluster already runs with ticket lifetime {self.ticket_lifetime} s; run down first"
+                    )
+            # after cluster.json: the mode decides the classpaths (secure: + hadoop-minikdc)
+            cps, resolved, maven_seconds = self.classpaths()
+            deadline = time.monotonic() + timeout
             self._write_confs()
-            for sid in ZK_IDS:
+            for sid in self.zk_ids:
                 if zk_pids[sid] is None:
                     zk_pids[sid] = self._start_zk(java, cps["zk"], ports, sid)
                     started.append(f"zk{sid}")
             if hdfs_pid is None:
-                hdfs_pid = self._start_hdfs(java, cps["hdfs"], ports)
+                hdfs_pid = self._start_hdfs(java, self._hdfs_classpath(cps), ports)
                 started.append("hdfs")
-            for sid in ZK_IDS:
+            for sid in self.zk_ids:
                 self._wait_zk(sid, zk_pids[sid], ports, deadline, quorum=True)
             if "hdfs" not in started:
                 # Launcher already running: restart DataNodes a fault test left stopped.
@@ -1202,7 +1403,15 @@ class DevCluster:
                         self._control(f"start {dn['index']}")
                         started.append(f"datanode{dn['index']}")
             self._wait_hdfs(hdfs_pid, ports, deadline)
+            kinit: dict[str, Any] = {"kinit_ok": True}
+            if self.secure and ("hdfs" in started or not _ccache_file(self.kerberos()["ccache"]).exists()):
+                try:
+                    self.kinit()
+                except DevClusterError as e:
+                    kinit = {"kinit_ok": False, "kinit_error": str(e)}
         result = self.status()
+        if self.secure:
+            result.update(kinit)
         result.update(
             {
                 "changed": bool(started),
@@ -1308,7 +1517,7 @@ class DevCluster:
             else:
                 hdfs["starting"] = True
         servers = []
-        for sid in ZK_IDS:
+        for sid in self.zk_ids:
             pid = self._pid(f"zk{sid}")
             mode = zk_mode(ports.zk_client(sid), timeout=1.0) if pid is not None else None
             servers.append(
@@ -1323,11 +1532,14 @@ class DevCluster:
                     "log": str(self._log(f"zk{sid}")),
                 }
             )
-        zk = {
+        zk: dict[str, Any] = {
             "running": all(s["running"] for s in servers),
             "healthy": all(s["mode"] in ("leader", "follower") for s in servers),
             "servers": servers,
         }
+        if self.secure:
+            hdfs["secure"] = True
+            zk["skipped"] = "secure mode runs no ZooKeeper"
         return {
             "running": hdfs["running"] and zk["running"],
             "healthy": hdfs["healthy"] and zk["healthy"],
@@ -1473,6 +1685,7 @@ class DevCluster:
 
     def stop_zk_all(self) -> list[dict[str, Any]]:
         """Stop every ZooKeeper server (the ensemble becomes unavailable)."""
+        self._check_zk()
         with self._locked():
             pids = {sid: self._pid(f"zk{sid}") for sid in ZK_IDS}
             for pid in pids.values():  # signal all first so they stop in parallel
@@ -1488,6 +1701,7 @@ class DevCluster:
 
     def start_zk_all(self, *, timeout: float = 60.0) -> list[dict[str, Any]]:
         """Start every stopped ZooKeeper server; waits until all serve as leader/follower."""
+        self._check_zk()
         with self._locked():
             return self._start_zk_locked(list(ZK_IDS), timeout)
 
@@ -1504,17 +1718,30 @@ class DevCluster:
         """Run ``hadoop fs`` (org.apache.hadoop.fs.FsShell) against the cluster.
 
         Returns a CompletedProcess with bytes stdout/stderr. ``user`` runs it as another HDFS
-        user (HADOOP_USER_NAME); default is the OS user, the HDFS superuser.
+        user (HADOOP_USER_NAME); default is the OS user, the HDFS superuser. Secure mode: as
+        hdfs/localhost (the superuser ``hdfs``) or, with ``user="client"``, as client@MDL.TEST,
+        each kinit-ed into its own ticket cache under run/kdc.
         """
         java = self.java()
         cps, _, _ = self.classpaths(allow_resolve=False)
         self._write_confs()
         ports = self.ports
+        env = self._java_env()
+        krb_flags = []
+        if self.secure:
+            if user not in (None, SECURE_SUPERUSER, "client"):
+                raise DevClusterUsageError(f"secure mode: FsShell runs as {SECURE_SUPERUSER} or client, not {user}")
+            principal = CLIENT_PRINCIPAL if user == "client" else self.kerberos()["hdfs_principal"]
+            env["KRB5CCNAME"] = f"FILE:{self.kdc_dir / ('krb5cc_fs_' + (user or SECURE_SUPERUSER))}"
+            self.kinit(env["KRB5CCNAME"], principal=principal)
+            krb_flags = [f"-Djava.security.krb5.conf={self.kerberos()['krb5_config']}"]
+            user = None
         cmd = [
             java,
             "-Xmx512m",
             "-XX:TieredStopAtLevel=1",
             *JAVA17_FLAGS,
+            *krb_flags,
             f"-Dlog4j.configuration=file:{self.conf_dir / 'log4j-client.properties'}",
             "-cp",
             f"{self.conf_dir / 'client'}{os.pathsep}{cps['hdfs']}",
@@ -1523,7 +1750,6 @@ class DevCluster:
             self._hdfs_uri(ports),
             *args,
         ]
-        env = self._java_env()
         if user:
             env["HADOOP_USER_NAME"] = user
         try:

@@ -21,7 +21,7 @@ import pytest
 from mdl import devcluster as dc
 
 from ..helpers import REPO, until
-from ..integration.conftest import HA_PORT_OFFSET, HA_STATE_DIR
+from ..integration.conftest import HA_PORT_OFFSET, HA_STATE_DIR, SECURE_STATE_DIR, kerberos_env, start_secure_cluster
 
 pytestmark = pytest.mark.cluster
 
@@ -341,3 +341,64 @@ def test_namenode_commands_need_an_ha_cluster(cluster: dict) -> None:
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and r.stderr.startswith("error: this dev cluster has one NameNode"), r.stderr
     assert "namenodes" not in dc.info() and "ha" not in dc.status()["hdfs"]
+
+
+# ---- secure (up --secure): Kerberos, as tests/integration's secure_cluster fixture starts it -----------
+
+
+def _secure_cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "mdl.devcluster", "--state-dir", str(SECURE_STATE_DIR), *args],
+                          capture_output=True, text=True, timeout=180, env=env)
+
+
+def _curl_has_gssapi() -> bool:
+    try:
+        out = subprocess.run(["curl", "-V"], capture_output=True, text=True, timeout=10).stdout
+    except OSError:
+        return False
+    return "GSS-API" in out or "SPNEGO" in out
+
+
+def test_secure_cluster(tmp_path) -> None:
+    cluster = start_secure_cluster()
+    st = json.loads(_secure_cli("status").stdout)
+    assert st["healthy"] and st["hdfs"]["secure"] and st["zookeeper"]["servers"] == [], st
+    info = json.loads(_secure_cli("info").stdout)
+    port = info["ports"]["namenode_http"]
+    assert info["storage_url"] == f"webhdfs://localhost:{port}" and info["superuser"] == "hdfs"
+    assert info["client_home"] == "/user/client" and info["kerberos"]["client_principal"] == "client@MDL.TEST"
+    assert os.path.exists(info["kerberos"]["client_keytab"]) and os.path.exists(info["kerberos"]["krb5_config"])
+    env_lines = _secure_cli("env").stdout
+    for key in ("MDL_STORAGE_URL", "MDL_STORAGE_AUTH", "KRB5_CONFIG", "KRB5CCNAME"):
+        assert f"export {key}=" in env_lines, env_lines
+    assert "export MDL_STORAGE_AUTH=kerberos" in env_lines and "MDL_REGISTRY_URL" not in env_lines
+
+    url = f"http://localhost:{port}/webhdfs/v1/user?op=LISTSTATUS"
+    with pytest.raises(urllib.error.HTTPError) as exc:  # no SPNEGO, and user.name does not help
+        _OPENER.open(url + "&user.name=hdfs", timeout=30)
+    assert exc.value.code == 401 and exc.value.headers["WWW-Authenticate"] == "Negotiate"
+    assert dc.manager.webhdfs_challenge(url)
+
+    env = kerberos_env(cluster, tmp_path)
+    assert env["MDL_STORAGE_ROOT"].startswith("/user/client/models-") and env["KRB5CCNAME"].startswith("FILE:")
+    if _curl_has_gssapi():  # else the 401 above is all we can check without a GSSAPI library
+        curl = subprocess.run(["curl", "-sS", "--negotiate", "-u", ":", url], capture_output=True, text=True,
+                              timeout=30, env={**os.environ, **env})
+        assert curl.returncode == 0 and '"owner":"client","pathSuffix":"client"' in curl.stdout, curl
+        no_ticket = {**os.environ, **kerberos_env(cluster, tmp_path, kinit=False)}
+        curl = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--negotiate", "-u", ":", url],
+                              capture_output=True, text=True, timeout=30, env=no_ticket)
+        assert curl.stdout == "401", curl
+
+    # control-port fault commands work in secure mode; FsShell runs Kerberized (as client here)
+    r = _secure_cli("datanode", "stop", "2", "--dead")
+    assert r.returncode == 0 and json.loads(r.stdout)["running"] is False, r.stderr
+    r = _secure_cli("datanode", "start", "2")
+    assert r.returncode == 0 and json.loads(r.stdout)["running"] is True, r.stderr
+    path = f"/user/client/devcluster-test-{uuid.uuid4().hex[:8]}"
+    assert cluster.fs_shell("-put", "-", path, user="client", input=b"secret").returncode == 0
+    assert cluster.fs_shell("-cat", path, user="client").stdout == b"secret"
+    assert cluster.fs_shell("-mkdir", "/not-the-clients", user="client").returncode != 0
+    r = _secure_cli("zk", "stop", "1")
+    assert r.returncode == 2 and "runs no ZooKeeper" in r.stderr, r.stderr
+    assert json.loads(_secure_cli("up").stdout)["changed"] is False
