@@ -9,6 +9,7 @@ Backends open lazily, so a command that needs only the registry never touches st
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -80,6 +81,18 @@ class Client:
         if self._registry is None:
             self._registry = open_registry(self.config)
         return self._registry
+
+    @functools.cached_property
+    def identity(self) -> str:
+        """Who pushes and moves are recorded as: with ``storage.auth: kerberos`` the principal HDFS knows
+        this client by, else ``user@host``."""
+        if self.config["storage.auth"] == "kerberos":
+            from mdl.storage.kerberos import principal_of
+
+            found = principal_of(self.config["storage.principal"], self.config["storage.keytab"])
+            if found:
+                return found
+        return creator()
 
     def close(self) -> None:
         for b in (self._storage, self._registry):
@@ -310,7 +323,7 @@ class Client:
             if current == to and action == "promote":
                 return MoveResult(name, alias, current, to, changed=False, action=action)
             try:
-                self.registry.cas(name, alias, to, p.revision, creator(), action)
+                self.registry.cas(name, alias, to, p.revision, self.identity, action)
                 return MoveResult(name, alias, current, to, changed=True, action=action)
             except CasConflict:  # another move landed first: re-read and decide again
                 CAS_BACKOFF.sleep(attempt + 1)

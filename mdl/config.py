@@ -53,6 +53,13 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("storage.root", str, "/models", "root of the model tree on HDFS (file:// uses the URL's path)"),
     Setting("storage.user", str, None, "HDFS user for simple auth (default: the OS user)"),
     Setting("storage.auth", str, "simple", "HDFS authentication", ("simple", "kerberos")),
+    Setting(
+        "storage.principal",
+        str,
+        None,
+        "Kerberos principal to log in as from storage.keytab (default: the ticket cache's, after kinit)",
+    ),
+    Setting("storage.keytab", str, None, "Kerberos keytab holding storage.principal (no kinit; renewed by itself)"),
     Setting("storage.ca_bundle", str, None, "CA bundle for swebhdfs:// (default: the system's)"),
     Setting(
         "storage.hadoop_conf_dir",

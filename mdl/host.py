@@ -19,6 +19,7 @@ def hostname() -> str:
 
 
 def creator() -> str:
+    """``user@host``: who a push or a move is recorded as (without Kerberos)."""
     import getpass
 
     try:

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from mdl import __version__
 from mdl.errors import Conflict, VersionExists
-from mdl.host import creator, now_iso
+from mdl.host import now_iso
 from mdl.manifest import FileEntry, Manifest, detect_format, digest_of
 from mdl.names import unique_version
 
@@ -82,7 +82,7 @@ def publish(
             files=entries,
             digest=digest_of(entries),
             created=now_iso(),
-            creator=creator(),
+            creator=client.identity,
             mdl_version=__version__,
             format=fmt or detect_format(kind, files),
             kind=kind,

@@ -17,7 +17,7 @@ import urllib3
 from urllib3.exceptions import ConnectTimeoutError, HTTPError, SSLError
 
 Response = urllib3.BaseHTTPResponse
-#: a Kerberos (SPNEGO) or other scheme: host name -> the ``Authorization`` header value
+#: a Kerberos (SPNEGO, :class:`mdl.storage.kerberos.Kerberos`) or other scheme: host name -> the ``Authorization`` value
 Authenticator = Callable[[str], "str | None"]
 
 
@@ -168,15 +168,3 @@ def release(resp: Response) -> None:
 
 def text(resp: Response, limit: int = 2000) -> str:
     return (resp.data or b"")[:limit].decode("utf-8", errors="replace")
-
-
-def spnego() -> Authenticator:
-    """``Authorization: Negotiate`` tokens for the NameNode (``storage.auth: kerberos``).
-
-    requests-kerberos (the hdfs package's Kerberos extra) makes them, preemptively as HdfsCLI's
-    ``KerberosClient`` asks it to; DataNode requests carry the NameNode's delegation token instead.
-    """
-    from requests_kerberos import OPTIONAL, HTTPKerberosAuth
-
-    auth = HTTPKerberosAuth(mutual_authentication=OPTIONAL, force_preemptive=True)
-    return lambda host: auth.generate_request_header(None, host, is_preemptive=True)

@@ -22,7 +22,6 @@ def model(tmp_path):
 @pytest.fixture
 def frozen(monkeypatch):
     monkeypatch.setattr(mdl.publish, "now_iso", lambda: FIXED)
-    monkeypatch.setattr(mdl.publish, "creator", lambda: "ci@build")
     monkeypatch.setattr(mdl.client, "creator", lambda: "ci@build")
 
 

@@ -8,15 +8,16 @@ safe, and every WebHDFS error answer turned into an :class:`mdl.errors.MdlError`
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from mdl.errors import ConfigError, Conflict, MdlError, NotFound, PermissionDenied, Unavailable
 from mdl.retry import Backoff
-from mdl.storage.http import Http, HttpError, Response, spnego, text
+from mdl.storage.http import Authenticator, Http, HttpError, Response, text
 from mdl.storage.webhdfs.datanodes import DataNodes
 from mdl.storage.webhdfs.download import WebHdfsReader
 from mdl.storage.webhdfs.protocol import (
@@ -28,6 +29,9 @@ from mdl.storage.webhdfs.protocol import (
     os_user,
     remote_error,
 )
+
+if TYPE_CHECKING:
+    from mdl.storage.kerberos import Kerberos
 
 
 class LostAnswer(Exception):
@@ -56,6 +60,8 @@ class WebHdfsSession:
         timeout: float = 30.0,
         retries: int = 3,
         pool_size: int = 64,
+        principal: str | None = None,
+        keytab: str | None = None,
     ) -> None:
         self.url = url
         self.namenodes = namenodes
@@ -78,16 +84,15 @@ class WebHdfsSession:
             if not Path(ca_bundle).expanduser().is_file():
                 raise ConfigError(f"storage.ca_bundle {ca_bundle!r} is not a readable file")
             bundle = str(Path(ca_bundle).expanduser())
-        authenticator = None
+        authenticator: Authenticator | None = None
         params: dict[str, str] = {}
+        #: the Kerberos credentials and SPNEGO tokens (``storage.auth: kerberos``), else None
+        self.kerberos: Kerberos | None = None
         if auth == "kerberos":
-            try:
-                authenticator = spnego()
-            except ImportError:
-                raise ConfigError(
-                    "storage.auth=kerberos needs the Kerberos extra",
-                    hint="pip install 'mdl[kerberos]' (requests-kerberos and a GSSAPI library)",
-                ) from None
+            from mdl.storage.kerberos import Kerberos  # gssapi: only for Kerberos (start-up time)
+
+            self.kerberos = Kerberos(principal, keytab)
+            authenticator = self.kerberos.header
             if user:  # act for storage.user (needs hadoop.proxyuser.<principal>.* on the cluster)
                 params["doas"] = user
         else:
@@ -109,7 +114,15 @@ class WebHdfsSession:
 
     @property
     def who(self) -> str:
-        return self.user or "(Kerberos principal)"
+        """The HDFS user: ``storage.user`` (simple auth, or acted for), else the Kerberos principal."""
+        if self.user:
+            return self.user
+        if self.kerberos is None:
+            return "(Kerberos principal)"
+        try:
+            return self.kerberos.who()
+        except MdlError:
+            return "(Kerberos principal)"  # no credentials: the request itself says so
 
     @property
     def backoff(self) -> Backoff:
@@ -212,7 +225,8 @@ class WebHdfsSession:
         if status == 401:
             err: MdlError = PermissionDenied(
                 f"HDFS at {self.url} rejected the credentials of {self.who} (HTTP 401)",
-                hint="run kinit, or check storage.auth"
+                hint="the NameNode did not accept the Kerberos token: name it in storage.url by the host of its "
+                "HTTP/<host> principal, and check its SPNEGO keytab"
                 if self.auth == "kerberos"
                 else "the cluster may need storage.auth=kerberos",
             )
@@ -227,6 +241,15 @@ class WebHdfsSession:
                 f"permission denied: HDFS user {self.who!r} may not {verb} {path} ({msg})",
                 hint="ask the owner of the tree for access (hdfs dfs -chmod/-chown/-setfacl), "
                 "or run as another user (storage.user, MDL_STORAGE_USER)",
+            )
+        elif status == 403 and self.auth == "kerberos" and exc_name in (None, "IOException", "InvalidToken"):
+            # a NameNode refusing our SPNEGO token (an HTML page), or a DataNode the NameNode's delegation token
+            title = re.search(r"<title>(?:Error 403 )?(.*?)(?:</title>|…|$)", msg, re.S)
+            reason = one_line((title.group(1) if title else msg).rsplit("Exception: ", 1)[-1], 200)
+            err = PermissionDenied(
+                f"HDFS refused the Kerberos credentials of {self.who} for {op} {path} (HTTP 403: {reason})",
+                hint="check this host's clock and the NameNode's HTTP/<host> principal (the host in storage.url); "
+                "a DataNode refusing a token: try again",
             )
         elif exc_name == "FileNotFoundException" or status == 404:
             err = NotFound(f"{what or path} does not exist in {self.url}")

@@ -88,6 +88,8 @@ class WebHdfsStorage(Storage):
         retries: int = 3,
         pool_size: int = 64,
         hadoop_conf_dir: str | None = None,
+        principal: str | None = None,
+        keytab: str | None = None,
     ) -> None:
         _, namenodes = parse_url(url, hadoop_conf_dir)
         if not root or not root.startswith("/"):
@@ -106,6 +108,8 @@ class WebHdfsStorage(Storage):
             timeout=timeout,
             retries=retries,
             pool_size=pool_size,
+            principal=principal,
+            keytab=keytab,
         )
 
     @classmethod
@@ -119,6 +123,8 @@ class WebHdfsStorage(Storage):
             timeout=config["storage.timeout"] or 30.0,
             retries=config["storage.retries"] or 0,
             hadoop_conf_dir=config["storage.hadoop_conf_dir"],
+            principal=config["storage.principal"],
+            keytab=config["storage.keytab"],
         )
 
     def __repr__(self) -> str:

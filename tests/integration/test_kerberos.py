@@ -1,0 +1,185 @@
+"""mdl against a real Kerberized HDFS (``python -m mdl.devcluster up --secure``: MiniKdc + a secure
+MiniDFSCluster). The real ``mdl`` binary with a kinit'ed ticket cache and with a keytab and no ticket
+cache at all, the principal recorded as the creator, the errors without a ticket or with a wrong
+principal, and watchers that outlive their tickets. No mocks."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import time
+import uuid
+from functools import partial
+from pathlib import Path
+
+import pytest
+
+from mdl.manifest import MANIFEST_NAME
+from mdl.storage.kerberos import Kerberos
+
+from ..helpers import MDL, ZK_HOSTS, current, make_dir, until
+from .conftest import kerberos_env
+
+pytestmark = pytest.mark.cluster
+
+FILES = {
+    "weights.bin": os.urandom(3 * 1024 * 1024 + 17),
+    "config.json": b'{"lr": 0.1}',
+    **{f"shard-{i:02d}.bin": os.urandom(1000 + i) for i in range(24)},  # 8 transfer threads asking for tokens
+}
+#: the ticket lifetime a watcher asks for in the expiry test (krb5.conf ``ticket_lifetime``)
+SHORT_LIFETIME = 8
+
+
+@pytest.fixture
+def env(secure_cluster, cluster, tmp_path):
+    """A kinit'ed private ticket cache, a fresh tree on the secure cluster, a fresh ZooKeeper chroot."""
+    e = kerberos_env(secure_cluster, tmp_path, kinit=True)
+    e["MDL_REGISTRY_URL"] = f"zk://{ZK_HOSTS}/mdl-test-krb-{uuid.uuid4().hex[:10]}"
+    e["MDL_REGISTRY_TIMEOUT"] = "5"
+    e["MDL_TRANSFER_JOBS"] = "8"
+    e["MDL_CONFIG"] = str(tmp_path / "no-config.yaml")
+    (tmp_path / "no-config.yaml").write_text("{}\n")
+    return e
+
+
+@pytest.fixture
+def keytab_env(secure_cluster, env, tmp_path):
+    """The same tree and registry, credentials from the client keytab, no ticket cache."""
+    krb = secure_cluster.kerberos()
+    return {
+        **env,
+        "KRB5CCNAME": f"FILE:{tmp_path / 'no-such-ccache'}",
+        "MDL_STORAGE_KEYTAB": krb["client_keytab"],
+        "MDL_STORAGE_PRINCIPAL": krb["client_principal"],
+    }
+
+
+def mdl(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([MDL, *args], env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout)
+
+
+def ok(env: dict[str, str], *args: str) -> str:
+    r = mdl(env, *args)
+    assert r.returncode == 0, r.stderr
+    return r.stdout
+
+
+def round_trip(env: dict[str, str], tmp_path: Path, principal: str) -> None:
+    src = make_dir(tmp_path / "src", FILES)
+    pushed = json.loads(ok(env, "push", "lr", str(src), "--promote", "-o", "json"))
+    version = pushed["version"]
+    listing = json.loads(ok(env, "list", "lr", "-o", "json"))
+    assert listing["aliases"] == {"latest": version}
+    assert [(v["version"], v["creator"]) for v in listing["versions"]] == [(version, principal)]
+    out = tmp_path / "out"
+    ok(env, "pull", "lr", "-d", str(out))
+    assert {name: (out / name).read_bytes() for name in FILES} == FILES
+    assert json.loads((out / MANIFEST_NAME).read_text())["creator"] == principal
+    ok(env, "promote", "lr", version, "--alias", "prod")
+    history = sorted(json.loads(ok(env, "history", "lr", "-o", "json"))["history"], key=lambda h: h["seq"])
+    assert [(h["alias"], h["to"], h["who"]) for h in history] == [
+        ("latest", version, principal),
+        ("prod", version, principal),
+    ]
+
+
+def test_push_list_pull_promote_with_a_kinit_ticket_cache(secure_cluster, env, tmp_path):
+    round_trip(env, tmp_path, secure_cluster.kerberos()["client_principal"])
+
+
+def test_a_keytab_and_principal_need_no_ticket_cache(secure_cluster, keytab_env, tmp_path):
+    assert not Path(keytab_env["KRB5CCNAME"].removeprefix("FILE:")).exists()
+    round_trip(keytab_env, tmp_path, secure_cluster.kerberos()["client_principal"])
+    assert not Path(keytab_env["KRB5CCNAME"].removeprefix("FILE:")).exists()  # the ticket stayed in memory
+
+
+def stderr_lines(r: subprocess.CompletedProcess) -> list[str]:
+    assert "Traceback" not in r.stderr
+    return r.stderr.strip().splitlines()
+
+
+def test_without_a_ticket_one_error_line_and_a_hint(secure_cluster, env, tmp_path):
+    bare = {**kerberos_env(secure_cluster, tmp_path / "bare", kinit=False), "MDL_REGISTRY_URL": env["MDL_REGISTRY_URL"]}
+    bare["MDL_CONFIG"] = env["MDL_CONFIG"]
+    r = mdl(bare, "list")
+    assert r.returncode == 1
+    error, hint = stderr_lines(r)
+    assert error.startswith("error: no Kerberos ticket: No Kerberos credentials available")
+    assert hint == "hint: run kinit, or set storage.keytab and storage.principal"
+
+
+def test_an_expired_ticket_without_a_keytab_says_so(secure_cluster, env, tmp_path):
+    krb = secure_cluster.kerberos()
+    subprocess.run(
+        ["kinit", "-l", f"{SHORT_LIFETIME}s", "-kt", krb["client_keytab"], krb["client_principal"]],
+        env={**os.environ, **env},
+        check=True,
+        timeout=30,
+    )
+    time.sleep(SHORT_LIFETIME + 1)
+    r = mdl(env, "list")
+    assert r.returncode == 1
+    error, hint = stderr_lines(r)
+    assert error.startswith("error: the Kerberos ticket has expired")
+    assert hint == "hint: run kinit, or set storage.keytab and storage.principal"
+
+
+@pytest.mark.parametrize("principal", ["nobody@MDL.TEST", "client@OTHER.TEST"])
+def test_a_principal_the_keytab_does_not_hold_is_a_config_error(keytab_env, principal):
+    r = mdl({**keytab_env, "MDL_STORAGE_PRINCIPAL": principal}, "list")
+    assert r.returncode == 7
+    error, hint = stderr_lines(r)
+    assert error == (
+        f"error: cannot log in to Kerberos as {principal} with the keytab {keytab_env['MDL_STORAGE_KEYTAB']}: "
+        f"no key for {principal} in it"
+    )
+    assert hint.startswith("hint: storage.principal must be a principal the keytab holds")
+
+
+def test_an_unreachable_kdc_is_unavailable(keytab_env, tmp_path):
+    conf = Path(keytab_env["KRB5_CONFIG"]).read_text()
+    kdc = next(line.split("=", 1)[1].strip() for line in conf.splitlines() if line.strip().startswith("kdc ="))
+    closed = tmp_path / "closed-kdc.conf"
+    closed.write_text(conf.replace(kdc, "127.0.0.1:1"))
+    r = mdl({**keytab_env, "KRB5_CONFIG": str(closed)}, "list")
+    assert r.returncode == 6
+    error, hint = stderr_lines(r)
+    assert error.startswith("error: Kerberos: Cannot contact any KDC for realm")
+    assert hint.startswith("hint: check that the KDC is up")
+
+
+def test_a_keytab_watcher_follows_promotions_past_its_ticket_lifetime(
+    secure_cluster, env, keytab_env, tmp_path, monkeypatch
+):
+    """``mdl watch`` with a keytab and tickets of a few seconds: MIT krb5 gets new ones from the keytab."""
+    conf = Path(env["KRB5_CONFIG"]).read_text()
+    short = tmp_path / "short-tickets.conf"
+    short.write_text(conf.replace("[libdefaults]", f"[libdefaults]\n  ticket_lifetime = {SHORT_LIFETIME}s", 1))
+    monkeypatch.setenv("KRB5_CONFIG", str(short))  # the KDC grants tickets that short (the watcher's are the same)
+    krb = Kerberos(keytab_env["MDL_STORAGE_PRINCIPAL"], keytab_env["MDL_STORAGE_KEYTAB"])
+    krb.header("localhost")
+    assert 0 < krb.credentials().lifetime <= SHORT_LIFETIME
+    watch_env = {**os.environ, **keytab_env, "KRB5_CONFIG": str(short)}
+    v1 = json.loads(ok(env, "push", "lr", str(make_dir(tmp_path / "a", {"w.bin": b"one"})), "--promote", "-o", "json"))
+    d = tmp_path / "replica"
+    proc = subprocess.Popen(
+        [MDL, "watch", "lr", "-d", str(d), "-o", "json"], env=watch_env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    def serves(version: str) -> bool:
+        return current(d) == version
+
+    try:
+        until(lambda: serves(v1["version"]), 60, what="the watcher to load the first version")
+        for n, content in enumerate((b"two", b"three"), 2):
+            time.sleep(SHORT_LIFETIME + 1)  # the watcher's ticket has expired by now
+            src = make_dir(tmp_path / f"v{n}", {"w.bin": content})
+            version = json.loads(ok(env, "push", "lr", str(src), "--promote", "-o", "json"))["version"]
+            until(partial(serves, version), 60, what=f"the watcher to follow promotion {n}")
+            assert (d / "current" / "w.bin").read_bytes() == content
+        assert proc.poll() is None
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=30)
+    assert "Kerberos" not in err.decode()
