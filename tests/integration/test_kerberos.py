@@ -183,3 +183,44 @@ def test_a_keytab_watcher_follows_promotions_past_its_ticket_lifetime(
         proc.terminate()
         _, err = proc.communicate(timeout=30)
     assert "Kerberos" not in err.decode()
+
+
+def test_a_busy_session_swaps_spnego_for_a_delegation_token_and_survives_its_cancellation(env, tmp_path, monkeypatch):
+    """Past SPNEGO_BEFORE_TOKEN requests a session sends ``delegation=`` instead of a SPNEGO header;
+    a token the NameNode no longer knows is dropped and the request sent again with SPNEGO; closing
+    cancels the token."""
+    from mdl.client import Client
+    from mdl.config import load
+    from mdl.storage.webhdfs.tokens import SPNEGO_BEFORE_TOKEN
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    client = Client(load(env=env))
+    session = client.storage.session  # type: ignore[attr-defined]
+    sent: list[tuple[bool, bool]] = []  # (SPNEGO header, delegation param) per NameNode request
+    request = session.http.request
+
+    def counted(method, url, *, params=None, authenticate=False, **kw):
+        if url.startswith(tuple(session.namenodes)):
+            sent.append((authenticate, "delegation" in (params or {})))
+        return request(method, url, params=params, authenticate=authenticate, **kw)
+
+    session.http.request = counted
+    try:
+        for _ in range(SPNEGO_BEFORE_TOKEN + 5):
+            assert client.stored_versions("lr") == []
+        spnego = [s for s, _ in sent]
+        assert sum(spnego) == SPNEGO_BEFORE_TOKEN + 1  # + the GETDELEGATIONTOKEN itself
+        assert all(d for _, d in sent[SPNEGO_BEFORE_TOKEN + 1 :]), sent
+        token = session.tokens.current()
+        assert token
+        r = request("PUT", session.active_namenode + "/webhdfs/v1/", params={"op": "CANCELDELEGATIONTOKEN",
+                    "token": token}, authenticate=True)
+        assert r.status == 200, r.data  # cancelled behind the client's back
+        del sent[:]
+        assert client.stored_versions("lr") == []
+        assert sent == [(False, True), (True, False)]  # refused with the token, then SPNEGO at once
+        client.push("lr", make_dir(tmp_path / "m", {"a.bin": b"x" * 1000}), version="v1")
+        assert client.stored_versions("lr") == ["v1"]
+    finally:
+        client.close()

@@ -17,7 +17,7 @@ from urllib.parse import quote
 
 from mdl.errors import ConfigError, Conflict, MdlError, NotFound, PermissionDenied, Unavailable
 from mdl.retry import Backoff
-from mdl.storage.http import Authenticator, Http, HttpError, Response, text
+from mdl.storage.http import Authenticator, Http, HttpError, Response, release, text
 from mdl.storage.webhdfs.datanodes import DataNodes
 from mdl.storage.webhdfs.download import WebHdfsReader
 from mdl.storage.webhdfs.protocol import (
@@ -29,6 +29,7 @@ from mdl.storage.webhdfs.protocol import (
     os_user,
     remote_error,
 )
+from mdl.storage.webhdfs.tokens import DelegationToken
 
 if TYPE_CHECKING:
     from mdl.storage.kerberos import Kerberos
@@ -88,6 +89,8 @@ class WebHdfsSession:
         params: dict[str, str] = {}
         #: the Kerberos credentials and SPNEGO tokens (``storage.auth: kerberos``), else None
         self.kerberos: Kerberos | None = None
+        #: with Kerberos (and no doas), the delegation token that replaces SPNEGO on busy sessions
+        self.tokens: DelegationToken | None = None
         if auth == "kerberos":
             from mdl.storage.kerberos import Kerberos  # gssapi: only for Kerberos (start-up time)
 
@@ -95,6 +98,13 @@ class WebHdfsSession:
             authenticator = self.kerberos.header
             if user:  # act for storage.user (needs hadoop.proxyuser.<principal>.* on the cluster)
                 params["doas"] = user
+            else:  # a delegation token stands in for SPNEGO once a session makes many requests
+                self.tokens = DelegationToken(
+                    lambda: self._token_request("GET", {"op": "GETDELEGATIONTOKEN"}, self.timeout),
+                    lambda token: release(
+                        self._token_request("PUT", {"op": "CANCELDELEGATIONTOKEN", "token": token}, 5.0)
+                    ),
+                )
         else:
             self.user = user or os_user()
             params["user.name"] = self.user  # simple auth is this one query parameter
@@ -110,6 +120,8 @@ class WebHdfsSession:
         self.datanodes = DataNodes(self)
 
     def close(self) -> None:
+        if self.tokens is not None:
+            self.tokens.close()
         self.http.close()
 
     @property
@@ -164,9 +176,7 @@ class WebHdfsSession:
                 url = base + WEBHDFS_PREFIX + quote(path, safe="/")
                 connect = max(0.5, min(self.timeout, deadline - time.monotonic()))
                 try:
-                    resp = self.http.request(
-                        method, url, params=query, timeout=(connect, self.timeout), authenticate=True
-                    )
+                    resp = self._send(method, url, query, (connect, self.timeout))
                 except HttpError as exc:
                     if exc.tls:
                         raise Unavailable(
@@ -219,6 +229,25 @@ class WebHdfsSession:
                 f"{attempt} attempt(s) in {elapsed:.1f}s",
                 hint=NAMENODE_HINT,
             )
+
+    def _send(self, method: str, url: str, query: dict[str, Any], timeout: tuple[float, float]) -> Response:
+        """One NameNode request, authenticated: with the delegation token if the session has one (and
+        again with SPNEGO if the NameNode refuses the token), else with SPNEGO or simple auth."""
+        token = self.tokens.current() if self.tokens is not None else None
+        if self.tokens is not None and token is not None:
+            resp = self.http.request(method, url, params={**query, "delegation": token}, timeout=timeout)
+            if not self.tokens.rejected(token, resp):
+                return resp
+            release(resp)
+        resp = self.http.request(method, url, params=query, timeout=timeout, authenticate=True)
+        if self.tokens is not None:
+            self.tokens.spnego_used()
+        return resp
+
+    def _token_request(self, method: str, params: dict[str, str], timeout: float) -> Response:
+        """A SPNEGO request about delegation tokens, to the NameNode that answered last."""
+        url = self.active_namenode + WEBHDFS_PREFIX + "/"
+        return self.http.request(method, url, params=params, timeout=(timeout, timeout), authenticate=True)
 
     def error(self, status: int, exc_name: str | None, msg: str, op: str, path: str, what: str | None) -> MdlError:
         """An MdlError for a WebHDFS error answer (one line; the Java class name kept on the error)."""
