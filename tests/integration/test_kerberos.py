@@ -224,3 +224,47 @@ def test_a_busy_session_swaps_spnego_for_a_delegation_token_and_survives_its_can
         assert client.stored_versions("lr") == ["v1"]
     finally:
         client.close()
+
+
+def test_serve_with_a_keytab_loads_and_swaps_versions(keytab_env, tmp_path):
+    """``mdl serve`` (its Watcher, downloads and registration) authenticated by a keytab alone."""
+    import pickle
+    import socket
+
+    import httpx
+    from sklearn.datasets import load_iris
+    from sklearn.linear_model import LogisticRegression
+
+    x, y = load_iris(return_X_y=True)
+    for v, c in (("v1", 1.0), ("v2", 0.01)):
+        (tmp_path / v).mkdir()
+        (tmp_path / v / "model.pkl").write_bytes(pickle.dumps(LogisticRegression(C=c, max_iter=500).fit(x, y)))
+        r = mdl(keytab_env, "push", "iris", str(tmp_path / v / "model.pkl"), "--version", v)
+        assert r.returncode == 0, r.stderr
+    assert mdl(keytab_env, "promote", "iris", "v1").returncode == 0
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    url = f"http://127.0.0.1:{port}"
+    body = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]}
+    with open(tmp_path / "serve.log", "wb") as log:
+        proc = subprocess.Popen([MDL, "serve", "iris", "--port", str(port), "--cache", str(tmp_path / "cache")],
+                                env={**os.environ, **keytab_env}, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+
+        def served() -> str | None:
+            try:
+                r = httpx.post(f"{url}/v2/models/iris/infer", json=body, timeout=5)
+            except httpx.HTTPError:
+                return None
+            return r.json().get("model_version") if r.status_code == 200 else None
+
+        until(lambda: served() == "v1", timeout=60, what=lambda: (tmp_path / "serve.log").read_text()[-2000:])
+        assert mdl(keytab_env, "promote", "iris", "v2").returncode == 0
+        until(lambda: served() == "v2", timeout=60, what=lambda: (tmp_path / "serve.log").read_text()[-2000:])
+        r = mdl(keytab_env, "status", "iris", "-o", "json")
+        [replica] = json.loads(r.stdout)["replicas"]
+        assert replica["kind"] == "server" and replica["loaded"] == "v2" and replica["matches"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
