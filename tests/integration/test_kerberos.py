@@ -126,6 +126,21 @@ def test_an_expired_ticket_without_a_keytab_says_so(secure_cluster, env, tmp_pat
     assert hint == "hint: run kinit, or set storage.keytab and storage.principal"
 
 
+def test_a_clock_far_from_the_kdcs_is_one_error_line(env, keytab_env):
+    """A ticket cache from a host whose clock then runs 15 minutes ahead (faketime): the NameNode's
+    service ticket request is refused for the skew. With a keytab MIT krb5 corrects its offset from
+    the KDC's answer, so that works."""
+    r = subprocess.run(["faketime", "-f", "+15m", MDL, "list"], env={**os.environ, **env}, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 1, r.stderr
+    error, hint = stderr_lines(r)
+    assert error.startswith("error: Kerberos: Clock skew too great"), error
+    assert hint == "hint: synchronise this host's clock (NTP/chrony)"
+    r = subprocess.run(["faketime", "-f", "+15m", MDL, "list"], env={**os.environ, **keytab_env}, capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+
+
 @pytest.mark.parametrize("principal", ["nobody@MDL.TEST", "client@OTHER.TEST"])
 def test_a_principal_the_keytab_does_not_hold_is_a_config_error(keytab_env, principal):
     r = mdl({**keytab_env, "MDL_STORAGE_PRINCIPAL": principal}, "list")
