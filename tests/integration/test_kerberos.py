@@ -283,3 +283,42 @@ def test_serve_with_a_keytab_loads_and_swaps_versions(keytab_env, tmp_path):
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def test_a_datanode_refusing_the_delegation_token_is_one_error(env, tmp_path, monkeypatch):
+    """Every delegation token the NameNode puts in a redirect is cancelled before the DataNode sees it:
+    the DataNode refuses it (a real 403), mdl retries through the NameNode (a fresh token each time)
+    and then gives up with one PermissionDenied naming the principal. Nothing is published."""
+    from urllib.parse import parse_qs, urlsplit
+
+    from mdl.client import Client
+    from mdl.config import load
+    from mdl.errors import PermissionDenied
+
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    client = Client(load(env={**env, "MDL_STORAGE_RETRIES": "1"}))
+    session = client.storage.session  # type: ignore[attr-defined]
+    request = session.http.request
+    cancelled: list[str] = []
+
+    def cancel_first(method, url, **kw):
+        if not url.startswith(tuple(session.namenodes)):  # a DataNode: its token is revoked just before
+            token = parse_qs(urlsplit(url).query).get("delegation", [None])[0]
+            if token:
+                r = request("PUT", session.active_namenode + "/webhdfs/v1/",
+                            params={"op": "CANCELDELEGATIONTOKEN", "token": token}, authenticate=True)
+                assert r.status == 200, r.data
+                cancelled.append(token)
+        return request(method, url, **kw)
+
+    session.http.request = cancel_first
+    try:
+        with pytest.raises(PermissionDenied) as e:
+            client.push("lr", make_dir(tmp_path / "m", {"a.bin": b"x" * 1000}), version="v1")
+        assert e.value.message.startswith("HDFS refused the Kerberos credentials of client@MDL.TEST"), e.value.message
+        assert "\n" not in e.value.message and len(set(cancelled)) >= 2  # retried with a fresh token
+        session.http.request = request
+        assert client.stored_versions("lr") == []
+    finally:
+        client.close()
