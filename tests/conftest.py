@@ -17,7 +17,7 @@ import pytest
 from mdl.client import Client
 from mdl.config import Config, load
 
-from .helpers import BACKENDS, MDL, WEBHDFS_URL, ZK_HOSTS, Fleet, use_backend
+from .helpers import BACKENDS, MDL, WEBHDFS_URL, ZK_HOSTS, Fleet, drop_zk_tree, use_backend
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -80,22 +80,13 @@ def backend_env(backend: str, tmp_path_factory: pytest.TempPathFactory) -> Itera
 def _remove_distributed_run(run: str) -> None:
     """Delete a test's HDFS tree and ZooKeeper chroot (best effort: a fault test may have left a node down)."""
     from hdfs import InsecureClient
-    from kazoo.client import KazooClient
 
     try:
         InsecureClient("http://" + WEBHDFS_URL.split("://", 1)[1], user="root", timeout=10).delete(
             f"/mdl-test/{run}", recursive=True)
     except Exception:
         pass
-    zk = KazooClient(hosts=ZK_HOSTS, timeout=5)
-    try:
-        zk.start(timeout=5)
-        zk.delete(f"/mdl-test-{run}", recursive=True)
-    except Exception:
-        pass
-    finally:
-        zk.stop()
-        zk.close()
+    drop_zk_tree(f"/mdl-test-{run}")
 
 
 @pytest.fixture

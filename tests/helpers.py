@@ -161,3 +161,18 @@ class Fleet:
             except subprocess.TimeoutExpired:
                 p.kill()
                 p.wait()
+
+
+def drop_zk_tree(path: str) -> None:
+    """Delete a test's ZooKeeper chroot from the dev cluster's ensemble, if it can (best effort)."""
+    from kazoo.client import KazooClient
+
+    zk = KazooClient(hosts=ZK_HOSTS, timeout=5)
+    try:
+        zk.start(timeout=5)
+        zk.delete(path, recursive=True)
+    except Exception:
+        pass
+    finally:
+        zk.stop()
+        zk.close()

@@ -25,7 +25,7 @@ from mdl.storage.base import STAGING_DIR
 from mdl.storage.webhdfs import WebHdfsStorage
 from mdl.watch.engine import Watcher
 
-from ..helpers import MDL, ZK_HOSTS, current, until
+from ..helpers import MDL, ZK_HOSTS, current, drop_zk_tree, until
 
 pytestmark = pytest.mark.cluster
 
@@ -61,17 +61,7 @@ def env(ha_cluster, cluster):
         admin.session.delete(f"/mdl-test/{run}")
     finally:
         admin.close()
-    from kazoo.client import KazooClient
-
-    zk = KazooClient(hosts=ZK_HOSTS, timeout=5)
-    try:
-        zk.start(timeout=5)
-        zk.delete(f"/mdl-test-ha-{run}", recursive=True)
-    except Exception:
-        pass
-    finally:
-        zk.stop()
-        zk.close()
+    drop_zk_tree(f"/mdl-test-ha-{run}")
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ import pytest
 from mdl.manifest import MANIFEST_NAME
 from mdl.storage.kerberos import Kerberos
 
-from ..helpers import MDL, ZK_HOSTS, current, make_dir, until
+from ..helpers import MDL, ZK_HOSTS, current, drop_zk_tree, make_dir, until
 from .conftest import kerberos_env
 
 pytestmark = pytest.mark.cluster
@@ -36,12 +36,14 @@ SHORT_LIFETIME = 8
 def env(secure_cluster, cluster, tmp_path):
     """A kinit'ed private ticket cache, a fresh tree on the secure cluster, a fresh ZooKeeper chroot."""
     e = kerberos_env(secure_cluster, tmp_path, kinit=True)
-    e["MDL_REGISTRY_URL"] = f"zk://{ZK_HOSTS}/mdl-test-krb-{uuid.uuid4().hex[:10]}"
+    chroot = f"/mdl-test-krb-{uuid.uuid4().hex[:10]}"
+    e["MDL_REGISTRY_URL"] = f"zk://{ZK_HOSTS}{chroot}"
     e["MDL_REGISTRY_TIMEOUT"] = "5"
     e["MDL_TRANSFER_JOBS"] = "8"
     e["MDL_CONFIG"] = str(tmp_path / "no-config.yaml")
     (tmp_path / "no-config.yaml").write_text("{}\n")
-    return e
+    yield e
+    drop_zk_tree(chroot)
 
 
 @pytest.fixture
