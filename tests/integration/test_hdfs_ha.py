@@ -33,6 +33,8 @@ SUPERUSER = "root" if os.getuid() == 0 else None
 # 96 one-MiB blocks in 8 files: a push or pull long enough to fail over in the middle, and more
 # NameNode requests after the failover than the first ones
 BIG_FILES = {f"part-{i}.bin": 12 * 1024 * 1024 + i for i in range(8)}
+# the case: a failover during a 1 GiB push (1,024 blocks of 1 MiB, 3 replicas each)
+GIB_FILES = {f"part-{i}.bin": 128 * 1024 * 1024 + i for i in range(8)}
 
 
 def namenode_urls(ha) -> tuple[str, str | None]:
@@ -176,9 +178,9 @@ def test_a_nameservice_url_resolves_through_the_hadoop_client_config(ha_cluster,
     assert r.returncode == 0 and [v["version"] for v in json.loads(r.stdout)["versions"]] == ["v1"], r.stderr
 
 
-@pytest.mark.parametrize("stop", [False, True], ids=["failover", "active-stops"])
-def test_failover_during_a_push_completes_or_fails_cleanly(ha_cluster, make_client, tmp_path, stop):
-    src = model_dir(tmp_path, "src", BIG_FILES)
+@pytest.mark.parametrize(("stop", "files"), [(False, GIB_FILES), (True, BIG_FILES)], ids=["failover-1GiB", "active-stops"])
+def test_failover_during_a_push_completes_or_fails_cleanly(ha_cluster, make_client, tmp_path, stop, files):
+    src = model_dir(tmp_path, "src", files)
     client = make_client()
     failover = FailoverOnData(ha_cluster, client, stop)
     try:
