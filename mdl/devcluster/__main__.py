@@ -1,5 +1,7 @@
+"""``python -m mdl.devcluster ARGS``: the same as ``mdl dev-cluster ARGS`` (one front end, mdl.cli.dev_cluster)."""
+
 import sys
 
-from .cli import main
+from mdl.cli.app import run
 
-sys.exit(main())
+sys.exit(run(["dev-cluster", *sys.argv[1:]]))

@@ -20,7 +20,7 @@ import pytest
 
 from mdl import devcluster as dc
 
-from ..helpers import REPO, until
+from ..helpers import MDL, REPO, until
 from ..integration.conftest import HA_PORT_OFFSET, HA_STATE_DIR, SECURE_STATE_DIR, kerberos_env, start_secure_cluster
 
 pytestmark = pytest.mark.cluster
@@ -172,7 +172,16 @@ def test_cli_status_and_env(cluster: dict) -> None:
         "export MDL_STORAGE_URL", "export MDL_STORAGE_USER", "export MDL_REGISTRY_URL"]
     out = subprocess.run([sys.executable, "-m", "mdl.devcluster", "datanode", "stop", "7"], capture_output=True,
                          text=True, env=env, cwd=REPO, timeout=60)
-    assert out.returncode == 2  # usage error, nothing stopped
+    assert (out.returncode, out.stdout) == (2, "")  # usage error, nothing stopped
+    assert out.stderr == ("error: invalid value for 'N': a DataNode index 0..2, not 7\nhint: usage: mdl dev-cluster "
+                          "datanode stop [OPTIONS] {N} (see: mdl dev-cluster datanode stop -h)\n")
+    assert dc.status()["hdfs"]["live_datanodes"] == 3
+    # mdl dev-cluster is the same front end
+    out = subprocess.run([MDL, "dev-cluster", "status"], capture_output=True, text=True, env=env, cwd=REPO, timeout=60)
+    assert out.returncode == 0 and json.loads(out.stdout)["healthy"] is True, out.stderr
+    out = subprocess.run([MDL, "dev-cluster", "fs", "-ls", "/"], capture_output=True, text=True, env=env, cwd=REPO,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
 
 
 def test_webhdfs_write_read_and_fs_shell(info: dict, testdir: str) -> None:
@@ -339,7 +348,8 @@ def test_ha_cluster_cli(ha_cluster: dc.DevCluster) -> None:
 def test_namenode_commands_need_an_ha_cluster(cluster: dict) -> None:
     r = subprocess.run([sys.executable, "-m", "mdl.devcluster", "namenode", "failover"],
                        capture_output=True, text=True, timeout=60)
-    assert r.returncode == 2 and r.stderr.startswith("error: this dev cluster has one NameNode"), r.stderr
+    assert (r.returncode, r.stdout, r.stderr) == (
+        2, "", "error: this dev cluster has one NameNode\nhint: start it with `up --ha` (after `down`)\n")
     assert "namenodes" not in dc.info() and "ha" not in dc.status()["hdfs"]
 
 
@@ -377,7 +387,7 @@ def test_secure_cluster(tmp_path) -> None:
     with pytest.raises(urllib.error.HTTPError) as exc:  # no SPNEGO, and user.name does not help
         _OPENER.open(url + "&user.name=hdfs", timeout=30)
     assert exc.value.code == 401 and exc.value.headers["WWW-Authenticate"] == "Negotiate"
-    assert dc.manager.webhdfs_challenge(url)
+    assert dc.probes.webhdfs_challenge(url)
 
     env = kerberos_env(cluster, tmp_path)
     assert env["MDL_STORAGE_ROOT"].startswith("/user/client/models-") and env["KRB5CCNAME"].startswith("FILE:")
