@@ -6,6 +6,7 @@ from typing import Annotated
 
 import typer
 
+from mdl.cli.args import NameArg, SwapOpt, alias_option, version_option
 from mdl.cli.common import JsonOpt, KeepOpt, OutputOpt, command, event_printer, finite, output_format, state
 from mdl.errors import InvalidInput, MdlError
 
@@ -48,17 +49,20 @@ def _check_stack() -> None:
 @command
 def serve(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
-    alias: Annotated[str, typer.Option("--alias", "-a", help="Follow this alias.")] = "latest",
-    version: Annotated[
-        str | None, typer.Option("--version", "-V", help="Pin this version instead.", show_default=False)
-    ] = None,
-    host: Annotated[str, typer.Option("--host", help="Address to listen on (0.0.0.0: every interface).")] = "127.0.0.1",
-    port: Annotated[int, typer.Option("--port", "-p", min=0, max=65535, help="Port (0: any free port).")] = 8501,
+    name: NameArg,
+    alias: Annotated[str, alias_option("Follow this alias.")] = "latest",
+    version: Annotated[str | None, version_option("Pin this version instead.", show_default=False)] = None,
+    host: Annotated[
+        str, typer.Option("--host", metavar="HOST", help="Address to listen on (0.0.0.0: every interface).")
+    ] = "127.0.0.1",
+    port: Annotated[
+        int, typer.Option("--port", "-p", metavar="PORT", min=0, max=65535, help="Port (0: any free port).")
+    ] = 8501,
     cache: Annotated[
         Path | None,
         typer.Option(
             "--cache",
+            metavar="DIR",
             help="Local directory for verified versions (default: $XDG_CACHE_HOME/mdl/serve/NAME-PORT).",
             show_default=False,
         ),
@@ -74,20 +78,15 @@ def serve(
             show_default=False,
         ),
     ] = None,
-    swap: Annotated[
-        str,
-        typer.Option(
-            "--swap",
-            metavar="POLICY",
-            help="availability: load the new version "
-            "beside the old, then switch (needs memory for both); resource: drop the old first "
-            "(requests get 503 while loading).",
-        ),
-    ] = "availability",
+    swap: SwapOpt = "availability",
     max_batch: Annotated[
         int,
         typer.Option(
-            "--max-batch", min=1, max=4096, help="Most requests answered by one predict call (1: no batching)."
+            "--max-batch",
+            metavar="N",
+            min=1,
+            max=4096,
+            help="Most requests answered by one predict call (1: no batching).",
         ),
     ] = 64,
     max_body: Annotated[
@@ -97,7 +96,11 @@ def serve(
     graceful_timeout: Annotated[
         float,
         typer.Option(
-            "--graceful-timeout", min=0, callback=finite, help="Seconds in-flight requests get to finish on SIGTERM."
+            "--graceful-timeout",
+            metavar="SECONDS",
+            min=0,
+            callback=finite,
+            help="Seconds in-flight requests get to finish on SIGTERM.",
         ),
     ] = 10.0,
     read_timeout: Annotated[

@@ -265,6 +265,7 @@ class ServerApp:
             "version": m.version if m else None,
             "state": st.get("state"),
             "error": st.get("error"),
+            "hint": st.get("hint"),
         }
         return JSON(body, status_code=200 if ok else 503, headers={"X-Model-Version": m.version} if m else None)
 

@@ -227,7 +227,9 @@ class ModelServer:
 
     def status(self) -> dict:
         w = self.watcher
-        return {"state": w.state, "error": w.error, "desired": w.desired} if w else {"state": "starting"}
+        return (
+            {"state": w.state, "error": w.error, "hint": w.hint, "desired": w.desired} if w else {"state": "starting"}
+        )
 
     def _on_swap(self, version: str, path: Path, previous: str | None) -> None:
         try:

@@ -2,8 +2,11 @@
 
 Level-triggered: every registry notification (and every retry timer, SIGHUP or reconnect) wakes one
 worker thread that re-reads the desired version and reconciles: download (verified) -> swap the
-``current`` link -> notify -> report. Anything that fails leaves ``current`` where it was (fail static),
-and the attempt is retried with exponential backoff and jitter.
+``current`` link -> notify -> report. Anything that fails leaves ``current`` where it was (fail static).
+A transient failure (the registry or storage unreachable, a hook) is retried with exponential backoff
+and jitter; a permanent one (the version's bytes are bad, or it cannot be loaded here: see
+:mod:`mdl.watch.problems`) is reported once and waits for the pointer to move (or SIGHUP). Every state
+the replica can be stuck in is said once, as a ``waiting`` or ``failed`` event with a hint.
 """
 
 from __future__ import annotations
@@ -19,21 +22,23 @@ from typing import Any
 
 from mdl.blobcache import BlobCache
 from mdl.client import Client
-from mdl.errors import HookFailed, MdlError
+from mdl.errors import HookFailed, MdlError, NotFound
 from mdl.host import hostname, now_iso
 from mdl.manifest import Manifest
 from mdl.names import validate_alias, validate_name, validate_version
 from mdl.registry.base import Pointer, Watch
 from mdl.retry import Backoff, spread
 from mdl.versiondir import VersionDir
-from mdl.watch.hooks import notify
+from mdl.watch.hooks import ExecFailed, notify
 from mdl.watch.options import Emit, WatchOptions
 from mdl.watch.prefetch import Prefetcher
+from mdl.watch.problems import RETRYING, UNREACHABLE, alias_unset, is_permanent, model_missing, version_missing
 from mdl.watch.reporter import Reporter
 
 log = logging.getLogger("mdl.watch")
 LIVE_WITHIN = 30.0  # /livez fails once the loop has not turned for this long (it wakes every heartbeat)
 REGISTRY = "__registry__"  # the key of the registry's own failures among the failed versions
+MODEL = "__model__"  # the key of the next check whether a model that does not exist has been pushed
 
 
 class Watcher:
@@ -67,6 +72,9 @@ class Watcher:
             client, self.name, self.replica_id, self.opts, self.dir, lambda: self.desired, self._stop
         )
         self._failed: dict[str, tuple[float, int]] = {}  # version -> (next attempt, attempts)
+        self.problem: MdlError | None = None  # why it is not (yet) on the desired version; None: it is
+        self._given_up: str | None = None  # a version that failed for good: not retried until the pointer moves
+        self._has_aliases = False  # whether the last pointer read named any alias (then the model exists)
         self._watch: Watch | None = None
         self._delivered: Pointer | None = None
         self._fresh_until = 0.0  # until then the subscription's last delivery stands for the pointer
@@ -100,9 +108,20 @@ class Watcher:
         """For /livez: the loop turned lately."""
         return time.monotonic() - self.last_loop < LIVE_WITHIN
 
+    @property
+    def hint(self) -> str | None:
+        """The next command to run about :attr:`problem`, if any."""
+        return self.problem.hint if self.problem is not None else None
+
     def readiness(self) -> dict[str, Any]:
         """For /readyz."""
-        return {"ready": self.ready, "version": self.dir.current, "state": self.state, "error": self.error}
+        return {
+            "ready": self.ready,
+            "version": self.dir.current,
+            "state": self.state,
+            "error": self.error,
+            "hint": self.hint,
+        }
 
     # -- lifecycle ------------------------------------------------------------------------------
 
@@ -137,8 +156,9 @@ class Watcher:
             pass
 
     def resync(self) -> None:
-        """SIGHUP: forget failures, re-read the pointer and reconcile now."""
+        """SIGHUP: forget failures (permanent ones too), re-read the pointer and reconcile now."""
         self._failed.clear()
+        self._given_up = None
         self._fresh_until = 0.0
         self._wake.set()
 
@@ -171,7 +191,7 @@ class Watcher:
         try:
             self._watch = self.client.watch_pointer(self.name, self._on_pointer)
         except MdlError as exc:
-            self._event("registry-unavailable", error=exc.message)
+            self._event("registry-unavailable", error=exc.message, hint=exc.hint or UNREACHABLE)
             self._wake.set()  # the loop retries the subscription
 
     def _on_pointer(self, pointer: Pointer) -> None:
@@ -212,42 +232,127 @@ class Watcher:
                 return self.desired  # a heartbeat or a retry: every change would have been delivered
             pointer = self.client.pointer(self.name)
         self._fresh_until = time.monotonic() + self.opts.resync
+        self._has_aliases = bool(pointer.aliases)
         return pointer.aliases.get(self.opts.alias)
 
     def _reconcile(self) -> None:
-        report = self.reporter.report
         with self._lock:
             try:
                 desired = self._desired()
             except MdlError as exc:
-                self._event("registry-unavailable", error=exc.message, serving=self.dir.current)
-                self._retry_later(REGISTRY)
+                self._registry_failed(exc)
                 return
             self._failed.pop(REGISTRY, None)
+            if desired != self.desired:
+                self._given_up = None  # the pointer moved: what failed for good is not what it names now
             self.desired = desired
-            current = self.dir.current
             if desired is None:
-                ready = self.ready
-                report("ready" if ready else "waiting", None if ready else f"alias {self.opts.alias!r} is not set")
+                if self.ready:  # serving what an alias since removed named: fail static
+                    if self.state != "ready" or not self.reporter.registered:
+                        self._settled()
+                else:
+                    self._waiting(self._why_unset())
                 return
-            if desired == current and self._verified_current:
+            self._failed.pop(MODEL, None)
+            if desired == self.dir.current and self._verified_current:
                 if self.state != "ready" or not self.reporter.registered:
-                    report("ready")
+                    self._settled()
                 return
             next_try = self._failed.get(desired)
-            if next_try and next_try[0] > time.monotonic():
+            if desired == self._given_up or (next_try and next_try[0] > time.monotonic()):
                 return
             try:
                 manifest = self._fetch(desired)
                 self._swap(desired, manifest)
-            except MdlError as exc:
+            except NotFound as exc:  # not pushed (yet), or gone: retried, it may appear
                 self._retry_later(desired)
-                self._event("failed", version=desired, error=exc.message, serving=self.dir.current)
-                report("failed", f"{desired}: {exc.message}")
+                self._waiting(self._why_missing(exc))
+                return
+            except MdlError as exc:
+                self._version_failed(desired, exc)
                 return
             self._failed.pop(desired, None)
-            report("ready")
+            self._settled()
             self.reporter.later(self._prune)
+
+    # -- what it is stuck on ----------------------------------------------------------------------
+
+    def _settled(self) -> None:
+        self.problem = None
+        self.reporter.report("ready")
+
+    def _waiting(self, problem: MdlError) -> None:
+        """Stuck until something outside changes (a push, a promote): said once per new reason."""
+        said = self.state == "waiting" and self.problem is not None and self.problem.message == problem.message
+        self.problem = problem
+        if said and self.reporter.registered:
+            return
+        self.reporter.report("waiting", problem.message)
+        if not said:
+            self._event("waiting", reason=problem.message, hint=problem.hint, serving=self.dir.current)
+
+    def _registry_failed(self, exc: MdlError) -> None:
+        self._retry_later(REGISTRY)
+        self._event(
+            "registry-unavailable",
+            error=exc.message,
+            hint=exc.hint or UNREACHABLE,
+            retry_in=self._retry_in(REGISTRY),
+            serving=self.dir.current,
+        )
+        if not self.ready:  # serving a verified version stays ready: fail static
+            self.problem = exc
+            self.reporter.report("waiting", exc.message)
+
+    def _version_failed(self, version: str, exc: MdlError) -> None:
+        """A transient failure is retried with backoff; a permanent one waits for the pointer to move."""
+        permanent = is_permanent(exc)
+        if permanent:
+            self._given_up = version
+            self._failed.pop(version, None)
+            retry = "when the pointer moves, or on SIGHUP"
+        else:
+            self._retry_later(version)
+            retry = f"in {self._retry_in(version):g}s"
+        output = {"stdout": exc.stdout, "stderr": exc.stderr} if isinstance(exc, ExecFailed) else {}
+        self.problem = exc
+        self._event(
+            "failed",
+            version=version,
+            error=exc.message,
+            hint=exc.hint or (None if permanent else RETRYING),
+            permanent=permanent,
+            retry=retry,
+            serving=self.dir.current,
+            **output,
+        )
+        self.reporter.report("failed", f"{version}: {exc.message}")
+
+    def _retry_in(self, key: str) -> float:
+        return round(max(0.0, self._failed[key][0] - time.monotonic()), 1)
+
+    def _model_missing(self) -> bool:
+        """No alias and no stored version: checked against storage at most as often as backoff allows."""
+        if self._has_aliases:
+            return False
+        due = self._failed.get(MODEL)
+        if due is not None and due[0] > time.monotonic() and self.problem is not None:
+            return self.problem.message == model_missing(self.name).message
+        try:
+            missing = not self.client.stored_versions(self.name)
+        except MdlError:
+            missing = False  # cannot tell: say what is certain
+        if missing:
+            self._retry_later(MODEL)
+        else:
+            self._failed.pop(MODEL, None)
+        return missing
+
+    def _why_unset(self) -> MdlError:
+        return model_missing(self.name) if self._model_missing() else alias_unset(self.name, self.opts.alias)
+
+    def _why_missing(self, exc: NotFound) -> MdlError:
+        return model_missing(self.name) if self._model_missing() else version_missing(self.name, exc)
 
     def _retry_later(self, key: str) -> None:
         """Back off before the next attempt at ``key`` (a version, or the registry): a fleet that failed

@@ -1,13 +1,16 @@
 """What runs after each swap: ``--exec``, ``--signal`` with ``--pidfile``, ``--webhook``.
 
-A hook that fails raises HookFailed, and the engine reverts the swap; :func:`check_hooks` refuses
-bad options before anything happens (else a bad one would fail only after a download).
+A hook that fails raises HookFailed (``--exec``: :class:`ExecFailed`, with the end of its output), and
+the engine reverts the swap; :func:`check_hooks` refuses bad options before anything happens (else a
+bad one would fail only after a download). A hook that succeeds is quiet (its output: debug log).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
 import signal as signals
 import subprocess
 import urllib.request
@@ -15,6 +18,27 @@ from pathlib import Path
 
 from mdl.errors import HookFailed, InvalidInput
 from mdl.watch.options import WatchOptions
+
+log = logging.getLogger("mdl.watch")
+TAIL_LINES = 20  # of each stream of a failed --exec, in its failed event
+TAIL_WIDTH = 500  # characters of one such line
+
+
+class ExecFailed(HookFailed):
+    """``--exec`` exited non-zero or timed out: the last lines of its stdout and stderr, control
+    characters escaped (what a hook prints reaches a terminal only as text)."""
+
+    def __init__(self, message: str, stdout: bytes | str | None, stderr: bytes | str | None) -> None:
+        super().__init__(message)
+        self.stdout = _tail(stdout)
+        self.stderr = _tail(stderr)
+
+
+def _tail(data: bytes | str | None) -> str:
+    text = data.decode(errors="replace") if isinstance(data, bytes) else data or ""
+    lines = text.rstrip("\n").splitlines()[-TAIL_LINES:]
+    escaped = (re.sub(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", ln) for ln in lines)
+    return "\n".join(ln if len(ln) <= TAIL_WIDTH else ln[: TAIL_WIDTH - 3] + "..." for ln in escaped)
 
 
 def check_hooks(sig: str | None, pidfile: Path | None, webhook: str | None) -> None:
@@ -61,11 +85,14 @@ def _full(sig: str) -> str:
 def _run(cmd: str, env: dict[str, str], timeout: float) -> None:
     try:
         r = subprocess.run(cmd, shell=True, env={**os.environ, **env}, timeout=timeout, capture_output=True)
-    except subprocess.TimeoutExpired:
-        raise HookFailed(f"hook {cmd!r} timed out after {timeout:g}s") from None
+    except subprocess.TimeoutExpired as exc:
+        raise ExecFailed(f"hook {cmd!r} timed out after {timeout:g}s", exc.stdout, exc.stderr) from None
     if r.returncode != 0:
-        tail = r.stderr.decode(errors="replace").strip().splitlines()[-1:] or [""]
-        raise HookFailed(f"hook {cmd!r} exited {r.returncode}: {tail[0]}")
+        err = _tail(r.stderr)
+        last = err.splitlines()[-1] if err else ""
+        raise ExecFailed(f"hook {cmd!r} exited {r.returncode}" + (f": {last}" if last else ""), r.stdout, r.stderr)
+    if r.stdout or r.stderr:
+        log.debug("hook %r: stdout %r, stderr %r", cmd, _tail(r.stdout), _tail(r.stderr))
 
 
 def _signal(sig: str, pidfile: Path) -> None:

@@ -188,7 +188,7 @@ def test_watch_once_binary_refuses(run_mdl, client, site):
     plant(client, site, "absolute-victim-store-sha")
     client.registry.cas("lr", "latest", "v2", client.pointer("lr").revision, "attacker", "promote")
     r = run_mdl("watch", "lr", "-d", str(site["tmp"] / "dir"), "--once", "-o", "json")
-    assert r.returncode == 1, r.stderr
+    assert r.returncode == 8, r.stderr
     events = [json.loads(line) for line in r.stdout.decode().splitlines() if line.startswith("{")]
     assert any(e["event"] == "failed" and e["version"] == "v2" for e in events), events
     assert "Traceback" not in r.stderr.decode()

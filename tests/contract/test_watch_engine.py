@@ -346,3 +346,87 @@ def test_reports_and_pruning_run_on_a_lower_priority_thread(lr, make_client, tmp
     tid = w.reporter._chores_thread.native_id
     nice = int(Path(f"/proc/self/task/{tid}/stat").read_text().rsplit(")", 1)[1].split()[16])
     assert nice == os.getpriority(os.PRIO_PROCESS, 0) + 10
+
+
+def test_a_permanent_failure_is_not_retried_until_the_pointer_moves(lr, make_client, tmp_path, watchers):
+    """A corrupt stored version (IntegrityError) fails the same way every time: one attempt, one failed
+    event, no download loop however short the backoff; promoting another version moves on."""
+    d = tmp_path / "dir"
+    events: list[dict] = []
+    opts = WatchOptions(retry_base=0.01, retry_max=0.02, heartbeat=0.05)
+    w = Watcher(make_client(), "lr", d, opts, emit=events.append)
+    watchers.append(w)
+    w.start()
+    until(lambda: current(d) == "v1" and w.state == "ready")
+    write_stored(lr, "lr", "v2", "model.pkl", b"bad")
+    lr.promote("lr", "v2")
+    until(lambda: w.state == "failed")
+    time.sleep(1.0)  # dozens of heartbeats and retry periods
+    failed = events_of(events, "failed")
+    assert [(e["version"], e["permanent"], e["retry"]) for e in failed] == [
+        ("v2", True, "when the pointer moves, or on SIGHUP")
+    ]
+    assert failed[0]["serving"] == "v1" and failed[0]["hint"]
+    assert [e["version"] for e in events_of(events, "downloading")] == ["v1", "v2"]
+    w.resync()  # SIGHUP: one more attempt, no more
+    until(lambda: len(events_of(events, "failed")) == 2)
+    time.sleep(0.5)
+    assert len(events_of(events, "failed")) == 2
+    lr.promote("lr", "v3")
+    until(lambda: current(d) == "v3" and w.state == "ready")
+    assert w.problem is None and w.readiness()["hint"] is None
+
+
+def test_a_transient_failure_is_retried_with_backoff(lr, make_client, tmp_path, watchers):
+    """A failing hook may work next time: retried (with the engine's backoff), each failure said."""
+    d = tmp_path / "dir"
+    flag = tmp_path / "fail"
+    flag.touch()
+    events: list[dict] = []
+    opts = WatchOptions(exec_cmd=f"test ! -e {flag}", retry_base=0.05, retry_max=0.1)
+    w = Watcher(make_client(), "lr", d, opts, emit=events.append)
+    watchers.append(w)
+    w.start()
+    until(lambda: len(events_of(events, "failed")) >= 3)
+    failed = events_of(events, "failed")
+    assert all(e["permanent"] is False and e["retry"].startswith("in ") for e in failed)
+    assert failed[0]["hint"] == "it is retried with backoff (SIGHUP: now)"
+    flag.unlink()
+    until(lambda: current(d) == "v1" and w.state == "ready")
+
+
+def test_a_failed_exec_hook_shows_the_end_of_its_output(lr, make_client, tmp_path, watchers):
+    d = tmp_path / "dir"
+    script = tmp_path / "hook.sh"
+    script.write_text('for i in $(seq 1 25); do echo "out $i"; done\nprintf "bad \\033[31mred\\n" >&2\nexit 4\n')
+    events: list[dict] = []
+    w = Watcher(make_client(), "lr", d, WatchOptions(exec_cmd=f"sh {script}", retry_base=5.0), emit=events.append)
+    watchers.append(w)
+    w.start()
+    until(lambda: events_of(events, "failed"))
+    e = events_of(events, "failed")[0]
+    assert e["error"] == f"hook 'sh {script}' exited 4: bad \\x1b[31mred"
+    assert e["stdout"] == "\n".join(f"out {i}" for i in range(6, 26))  # the last 20 lines
+    assert e["stderr"] == "bad \\x1b[31mred"  # a terminal escape, escaped
+
+
+def test_a_successful_hook_is_quiet(lr, make_client, tmp_path, watchers):
+    events: list[dict] = []
+    w = Watcher(make_client(), "lr", tmp_path / "dir", WatchOptions(exec_cmd="echo hello; echo there >&2"),
+                emit=events.append)
+    assert w.sync_once()
+    w.stop()
+    assert [e["event"] for e in events] == ["downloading", "downloaded", "swapped"]
+
+
+def test_the_waiting_reason_is_the_one_readyz_gives(client, make_client, tmp_path, watchers):
+    client.push("lr", make_model(tmp_path / "s1", b"model 1"), version="v1")
+    events: list[dict] = []
+    w = Watcher(make_client(), "lr", tmp_path / "dir", WatchOptions(alias="canary"), emit=events.append)
+    watchers.append(w)
+    w.start()
+    until(lambda: events_of(events, "waiting"))
+    reason, hint = "alias 'canary' of lr is not set", "promote a version: mdl promote lr VERSION --alias canary"
+    assert (events[-1]["reason"], events[-1]["hint"]) == (reason, hint)
+    assert w.readiness() == {"ready": False, "version": None, "state": "waiting", "error": reason, "hint": hint}
+    until(lambda: client.replicas("lr") and client.replicas("lr")[0].data["error"] == reason)

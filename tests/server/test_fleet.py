@@ -42,7 +42,7 @@ def test_three_servers_are_discovered_killed_one_disappears_promote_waits_for_al
 
     r = mdl("promote", "iris", "v2", "--wait", "--timeout", "60")
     assert r.returncode == 0, r.stderr
-    assert b"2 replica(s) ready on iris/v2" in r.stderr
+    assert b"2 replicas ready on iris/v2" in r.stderr
     for s in servers:  # --wait returned: every server already answers with v2
         resp = infer(s.url)
         assert resp.status_code == 200 and resp.json()["model_version"] == "v2"

@@ -62,6 +62,39 @@ def test_twenty_promotions_and_rollbacks_under_load(serve, mdl, iris, client, tm
 
 
 @pytest.mark.parametrize("backend", ["embedded"], indirect=True)
+def test_a_format_without_a_loader_fails_once_and_says_loader(serve, mdl, iris, tmp_path):
+    """No built-in loader is a permanent failure: one load attempt, one failed event with the --loader
+    hint, /readyz says why; then it waits for the alias to move (here: to a pickle it can load)."""
+    onnx = tmp_path / "onnx" / "model.onnx"
+    onnx.parent.mkdir()
+    onnx.write_bytes(b"not really onnx")
+    push(mdl, "iris", onnx, "v1", "--format", "onnx", "--promote")
+    s = serve("iris")
+    failed = s.wait_event(lambda e: e["event"] == "failed")
+    error = "no built-in loader for format 'onnx' (built in: pickle, joblib)"
+    assert {k: failed[k] for k in ("version", "error", "hint", "permanent", "retry", "serving")} == {
+        "version": "v1",
+        "error": error,
+        "hint": "serve it with --loader module:function",
+        "permanent": True,
+        "retry": "when the pointer moves, or on SIGHUP",
+        "serving": None,
+    }
+    ready = httpx.get(s.url + "/readyz")
+    assert ready.status_code == 503
+    assert {k: ready.json()[k] for k in ("state", "error", "hint")} == {
+        "state": "failed",
+        "error": f"v1: {error}",
+        "hint": "serve it with --loader module:function",
+    }
+    time.sleep(2.0)  # a transient failure would have been retried (and logged) a few times by now
+    kinds = [e["event"] for e in s.events]
+    assert (kinds.count("load-failed"), kinds.count("failed"), kinds.count("downloading")) == (1, 1, 1), kinds
+    push(mdl, "iris", iris["v1"], "v2", "--promote")
+    s.wait_ready("v2")
+
+
+@pytest.mark.parametrize("backend", ["embedded"], indirect=True)
 def test_a_version_that_fails_to_load_leaves_the_old_one_serving(serve, mdl, iris, tmp_path):
     push(mdl, "iris", iris["v1"], "v1", "--promote")
     bad = tmp_path / "bad" / "model.pkl"
