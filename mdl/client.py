@@ -10,7 +10,8 @@ Backends open lazily, so a command that needs only the registry never touches st
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,7 +30,16 @@ from mdl.host import creator
 from mdl.manifest import FORMATS, Manifest, scan_source
 from mdl.names import DEFAULT_ALIAS, timestamp_version, unique_version, validate_alias, validate_name, validate_version
 from mdl.registry import Registry, open_registry
-from mdl.registry.base import HistoryEntry, Pointer, Replica, ReplicaHandle, Watch
+from mdl.registry.base import (
+    NO_REVISION,
+    HistoryEntry,
+    Notice,
+    Pointer,
+    RegistryUnavailable,
+    Replica,
+    ReplicaHandle,
+    Watch,
+)
 from mdl.results import ModelSummary, MoveResult, PullResult, PushResult, VersionInfo
 from mdl.retry import Backoff
 from mdl.storage import StagingEntry, Storage, open_storage
@@ -45,7 +55,7 @@ CAS_BACKOFF = Backoff(base=0.01, cap=0.5)
 
 
 def rollback_target(history: list[HistoryEntry], alias: str) -> str | None:
-    """The value ``alias`` had before its last promotion not yet undone (an undo stack)."""
+    """The value ``alias`` had before its last promotion (or removal) not yet undone (an undo stack)."""
     stack: list[str | None] = []
     for h in history:
         if h.alias != alias:
@@ -60,11 +70,19 @@ def rollback_target(history: list[HistoryEntry], alias: str) -> str | None:
 
 class Client:
     def __init__(
-        self, config: Config | None = None, *, storage: Storage | None = None, registry: Registry | None = None
+        self,
+        config: Config | None = None,
+        *,
+        storage: Storage | None = None,
+        registry: Registry | None = None,
+        notice: Notice | None = None,
     ) -> None:
+        """``notice``: hears notes for the person waiting, e.g. "connecting to ZooKeeper at ... …" once
+        a request has waited about a second for the registry (the CLI prints them on stderr)."""
         self.config = config or load()
         self._storage = storage
         self._registry = registry
+        self.notice = notice
 
     @classmethod
     def from_config(cls, **kwargs: Any) -> Client:
@@ -79,7 +97,7 @@ class Client:
     @property
     def registry(self) -> Registry:
         if self._registry is None:
-            self._registry = open_registry(self.config)
+            self._registry = open_registry(self.config, self.notice)
         return self._registry
 
     @functools.cached_property
@@ -104,6 +122,28 @@ class Client:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    @contextmanager
+    def operation(self, text: str) -> Iterator[None]:
+        """Name the user's operation ``text`` when the registry cannot be reached inside it:
+        "promote lr/v2: registry unreachable: cannot connect to ..." rather than the internal step."""
+        try:
+            yield
+        except RegistryUnavailable as exc:
+            raise Unavailable(f"{text}: registry unreachable: {exc.reason}", hint=exc.hint) from None
+
+    def require_model(self, name: str, versions: list[str] | None = None) -> None:
+        """NotFound (exit 3) unless ``name`` has a version in storage or a pointer in the registry
+        (``versions``: its stored versions, if already read)."""
+        if versions is None:
+            versions = self.storage.list_versions(validate_name(name))
+        if not versions and self.registry.get(name).revision == NO_REVISION:
+            raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
+
+    def _alias_not_set(self, name: str, alias: str, hint: str) -> NotFound:
+        """The error for an alias ``name`` does not have (or for ``name`` itself, if it does not exist)."""
+        self.require_model(name)
+        return NotFound(f"alias {alias!r} of {name} is not set", hint=hint)
 
     # -- versions -------------------------------------------------------------------------------
 
@@ -130,10 +170,13 @@ class Client:
         try:
             return self.storage.read_manifest(name, version)
         except NotFound:
-            if version in self.storage.list_versions(name):
+            versions = self.storage.list_versions(name)
+            if version in versions:
                 raise IntegrityError(
                     f"version {name}/{version} has no manifest", hint="it was not written by mdl push; push it again"
                 ) from None
+            if not versions:
+                self.require_model(name, versions)
             raise NotFound(
                 f"version {name}/{version} does not exist", hint=f"see the versions with: mdl list {name}"
             ) from None
@@ -159,8 +202,21 @@ class Client:
         validate_alias(alias)
         if fmt is not None and fmt not in FORMATS:
             raise InvalidInput(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
+        with self.operation(f"push {name}"):
+            return self._push(name, source, version, fmt, promote, alias, jobs, progress or NoProgress())
+
+    def _push(
+        self,
+        name: str,
+        source: str | Path,
+        version: str | None,
+        fmt: str | None,
+        promote: bool,
+        alias: str,
+        jobs: int | None,
+        progress: Progress,
+    ) -> PushResult:
         jobs = jobs or self.config["transfer.jobs"]
-        progress = progress or NoProgress()
         kind, files = scan_source(Path(source))
         existing = self.storage.list_versions(name)
         same = publish.identical_version(self, name, version, existing, files, jobs, progress)
@@ -216,14 +272,16 @@ class Client:
         return [m for m in found if m is not None]
 
     def list_models(self) -> list[ModelSummary]:
-        names = sorted(set(self.storage.list_models()) | set(self.registry.list_models()))
-        return [ModelSummary(n, self.registry.get(n).aliases, len(self.storage.list_versions(n))) for n in names]
+        with self.operation("list the models"):
+            names = sorted(set(self.storage.list_models()) | set(self.registry.list_models()))
+            return [ModelSummary(n, self.registry.get(n).aliases, len(self.storage.list_versions(n))) for n in names]
 
     def list_versions(self, name: str) -> list[VersionInfo]:
         """Versions newest first, with the aliases that point at each."""
         validate_name(name)
         versions = self.storage.list_versions(name)
-        aliases = self.registry.get(name).aliases
+        with self.operation(f"list {name}"):
+            aliases = self.registry.get(name).aliases
         if not versions and not aliases:
             raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
         by_version: dict[str, list[str]] = {}
@@ -262,7 +320,8 @@ class Client:
                 raise InvalidInput("give a version or --alias, not both")
             return validate_version(version)
         alias = validate_alias(alias or DEFAULT_ALIAS)
-        target = self.registry.get(name).aliases.get(alias)
+        with self.operation(f"resolve {name}:{alias}"):
+            target = self.registry.get(name).aliases.get(alias)
         if target is None:
             if not self.storage.list_versions(name) and not self.registry.get(name).aliases:
                 raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
@@ -278,9 +337,10 @@ class Client:
         With ``expect``, move only if the alias currently points there (exit 4 otherwise).
         """
         validate_alias(alias)
-        m = self.manifest(name, version)  # a pointer may only name a complete, existing version
-        self._keep_manifest(m)
-        return self._move(name, alias, lambda p: version, "promote", expect)
+        with self.operation(f"promote {name}/{version}"):
+            m = self.manifest(name, version)  # a pointer may only name a complete, existing version
+            self._keep_manifest(m)
+            return self._move(name, alias, lambda p: version, "promote", expect)
 
     def _keep_manifest(self, m: Manifest) -> None:
         """Before a pointer names a version, the registry gets a copy of its manifest: the fleet
@@ -296,8 +356,13 @@ class Client:
         validate_alias(alias)
 
         def target(p: Pointer) -> str:
-            to = rollback_target(self.registry.history(name), alias)
+            history = self.registry.history(name)
+            to = rollback_target(history, alias)
             if to is None:
+                if alias not in p.aliases and all(h.alias != alias for h in history):
+                    raise self._alias_not_set(
+                        name, alias, hint=f"point it at a version first: mdl promote {name} VERSION --alias {alias}"
+                    )
                 raise NotFound(
                     f"{name}:{alias} has no earlier version to roll back to",
                     hint=f"see the moves with: mdl history {name}",
@@ -305,10 +370,38 @@ class Client:
             self._keep_manifest(self.manifest(name, to))
             return to
 
-        return self._move(name, alias, target, "rollback", None)
+        with self.operation(f"rollback {name}:{alias}"):
+            return self._move(name, alias, target, "rollback", None)
+
+    def remove_alias(self, name: str, alias: str, *, force: bool = False) -> MoveResult:
+        """Remove ``alias`` from the pointer (compare-and-set, recorded in the history as ``remove``;
+        ``rollback`` restores it). NotFound if it is not set; Conflict while live replicas follow it,
+        unless ``force``."""
+        validate_name(name)
+        validate_alias(alias)
+
+        def target(p: Pointer) -> None:
+            if alias not in p.aliases:
+                raise self._alias_not_set(name, alias, hint=f"see the aliases with: mdl list {name}")
+            if not force:
+                from mdl.fleet import Fleet
+
+                following = [r.id for r in Fleet(self).replicas(name) if r.follows(alias)]
+                if following:
+                    n = len(following)
+                    raise Conflict(
+                        f"alias {alias!r} of {name} is followed by {n} live replica{'s' if n != 1 else ''}: "
+                        + ", ".join(following),
+                        hint=f"point it elsewhere (mdl promote {name} VERSION --alias {alias}), stop those "
+                        f"replicas, or remove it anyway with: mdl alias rm {name} {alias} --force",
+                    )
+            return None
+
+        with self.operation(f"remove alias {name}:{alias}"):
+            return self._move(name, alias, target, "remove", None)
 
     def _move(
-        self, name: str, alias: str, target: Callable[[Pointer], str], action: str, expect: str | None
+        self, name: str, alias: str, target: Callable[[Pointer], str | None], action: str, expect: str | None
     ) -> MoveResult:
         """Compare-and-set ``alias`` to ``target(pointer)``, re-reading the pointer after each lost race."""
         for attempt in range(CAS_ATTEMPTS):
@@ -330,13 +423,21 @@ class Client:
         raise Conflict(f"gave up moving {name}:{alias} after {CAS_ATTEMPTS} concurrent updates", hint="try again")
 
     def history(self, name: str, alias: str | None = None) -> list[HistoryEntry]:
+        """Every move of ``name``'s aliases (of ``alias`` only, if given), oldest first; NotFound for a
+        model that does not exist or an alias that was never set."""
         validate_name(name)
         if alias is not None:
             validate_alias(alias)
-        entries = self.registry.history(name)
-        if not entries and not self.storage.list_versions(name):
-            raise NotFound(f"model {name!r} does not exist", hint="see the models with: mdl list")
-        return [h for h in entries if alias is None or h.alias == alias]
+        with self.operation(f"history {name}"):
+            entries = self.registry.history(name)
+            if not entries:
+                self.require_model(name)
+            found = [h for h in entries if alias is None or h.alias == alias]
+            if alias is not None and not found and alias not in self.registry.get(name).aliases:
+                raise NotFound(
+                    f"alias {alias!r} of {name} was never set", hint=f"see the aliases with: mdl list {name}"
+                )
+        return found
 
     # -- the fleet ------------------------------------------------------------------------------
 

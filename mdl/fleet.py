@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from mdl.errors import RolloutFailed, Timeout
+from mdl.errors import NotFound, RolloutFailed, Timeout
 from mdl.registry.base import Replica
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ RECORD_FIELDS = (
     "address",
 )
 SERVING_STATES = ("ready", "syncing", "failed")  # a server in these answers with the version it has loaded
+NO_FOLLOWER_GRACE = 2.0  # seconds promote --wait gives a (re)starting replica to register before giving up
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -181,6 +183,19 @@ class FleetStatus(NamedTuple):
         return {"name": self.name, "aliases": self.aliases, "replicas": self.rows(), "counts": self.counts}
 
 
+class RolloutProgress(NamedTuple):
+    """Where a rollout stands: ``ready`` of the ``needed`` replicas, out of ``following`` live ones."""
+
+    ready: int
+    needed: int
+    following: int
+
+
+def plural(n: int, word: str) -> str:
+    """``1 replica``, ``2 replicas``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
 class Fleet:
     """The live replicas of models in ``client``'s registry, read as ``ReplicaRecord``.
 
@@ -197,8 +212,13 @@ class Fleet:
         return [r for r in records if r is not None]
 
     def status(self, name: str) -> FleetStatus:
+        """The replicas of ``name`` against its pointer; NotFound if the model does not exist (one that
+        exists but has no replicas is an empty fleet)."""
         aliases = self.client.pointer(name).aliases
-        return FleetStatus(name, aliases, self.replicas(name))
+        replicas = self.replicas(name)
+        if not aliases and not replicas:
+            self.client.require_model(name)
+        return FleetStatus(name, aliases, replicas)
 
     def endpoints(self, name: str, alias: str | None = None, version: str | None = None) -> list[Endpoint]:
         """The servers of ``name`` that answer now (of ``alias`` / with ``version`` loaded), sorted by URL."""
@@ -208,7 +228,10 @@ class Fleet:
             validate_alias(alias)
         if version is not None:
             validate_version(version)
-        return serving(self.replicas(name), alias, version)
+        replicas = self.replicas(name)
+        if not replicas:
+            self.client.require_model(name)
+        return serving(replicas, alias, version)
 
     def wait_for_rollout(
         self,
@@ -219,30 +242,47 @@ class Fleet:
         timeout: float = 300.0,
         min_ready: int | None = None,
         poll: float = 0.05,
+        on_progress: Callable[[RolloutProgress], None] | None = None,
     ) -> list[ReplicaRecord]:
         """Block until every live replica following ``alias`` (or ``min_ready`` of them) reports
-        ``version`` loaded and ready; return those. Timeout (exit 5) names the laggards; a replica
-        that failed to load ``version`` is RolloutFailed (exit 1)."""
-        deadline = time.monotonic() + timeout
+        ``version`` loaded and ready; return those. ``on_progress`` hears where it stands while it
+        waits, first and after every change. Timeout (exit 5) names the laggards; a replica that
+        failed to load ``version`` is RolloutFailed (exit 1); without ``min_ready``, no replica
+        following ``alias`` (none registers within ``NO_FOLLOWER_GRACE`` seconds) is NotFound
+        (exit 3): nothing would ever report the version ready, and waiting longer rarely helps."""
+        start = time.monotonic()
+        deadline = start + timeout
+        last: RolloutProgress | None = None
         while True:
             following = [r for r in self.replicas(name) if r.follows(alias)]
             done = [r for r in following if r.ready_on(version)]
             failed = [r for r in following if r.failed_on(version)]
+            needed = len(following) if min_ready is None else min_ready
             if failed:
                 raise RolloutFailed(
-                    f"{len(failed)} replica(s) failed to load {name}/{version}: "
+                    f"{plural(len(failed), 'replica')} failed to load {name}/{version}: "
                     + "; ".join(f"{r.id}: {r.error}" for r in failed),
                     hint=f"roll back with: mdl rollback {name} --alias {alias}",
                     replicas=[r.to_replica() for r in failed],
                 )
-            needed = len(following) if min_ready is None else min_ready
-            if len(done) >= needed:
+            if min_ready is None and not following:
+                if time.monotonic() >= min(deadline, start + NO_FOLLOWER_GRACE):
+                    raise NotFound(
+                        f"no live replica follows {name}:{alias}, so none will report {version} ready",
+                        hint=f"start one (mdl watch {name} -d DIR, or mdl serve {name}), "
+                        "or pass --min-ready 0 to not wait for replicas",
+                    )
+            elif len(done) >= needed:
                 return done
+            now = RolloutProgress(len(done), needed, len(following))
+            if on_progress is not None and now != last:
+                on_progress(now)
+            last = now
             if time.monotonic() >= deadline:
                 laggards = [r for r in following if r not in done]
                 names = ", ".join(f"{r.id} ({r.state}, loaded {r.loaded})" for r in laggards)
                 raise Timeout(
-                    f"{len(done)}/{needed} replica(s) ready on {name}/{version} after {timeout:g}s; "
+                    f"{len(done)} of {plural(needed, 'replica')} ready on {name}/{version} after {timeout:g}s; "
                     f"waiting for: {names or 'replicas that have not registered'}",
                     hint=f"see the fleet with: mdl status {name}",
                 )

@@ -48,10 +48,12 @@ class ModelSummary(NamedTuple):
 
 
 class MoveResult(NamedTuple):
+    """A move of ``alias``: ``version`` is where it points now (None once ``action`` remove took it away)."""
+
     name: str
     alias: str
     previous: str | None
-    version: str
+    version: str | None
     changed: bool
     action: str
 

@@ -1,20 +1,31 @@
 """mdl promote: point an alias at a version (compare-and-set, recorded in the history)."""
 
+import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from mdl.cli.args import NameArg, version_argument
 from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, emit_json, finite, info, output_format, state
-from mdl.errors import InvalidInput, RolloutFailed
+from mdl.errors import ExitCode, InvalidInput, MdlError, NotFound, RolloutFailed, Timeout
 
 if TYPE_CHECKING:
-    from mdl.client import MoveResult
+    from mdl.client import Client, MoveResult
+    from mdl.fleet import RolloutProgress
+
+
+class Interrupted(MdlError):
+    """Ctrl-C while waiting: exit 130, saying where the alias was left."""
+
+    exit_code = ExitCode.INTERRUPTED
 
 
 def report_move(move: "MoveResult", fmt: str) -> None:
-    """Shared by promote and rollback: JSON on stdout (``fmt`` json), or one human line on stderr."""
+    """Shared by promote, rollback and alias rm: JSON on stdout (``fmt`` json), or one human line on stderr."""
     if fmt == "json":
         emit_json(move.to_dict())
+    elif move.action == "remove":
+        info(f"removed {move.name}:{move.alias} (was {move.previous})")
     elif move.changed:
         info(f"{move.name}:{move.alias} -> {move.version} (was {move.previous or 'unset'})")
     else:
@@ -24,33 +35,46 @@ def report_move(move: "MoveResult", fmt: str) -> None:
 @command
 def promote(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
-    version: Annotated[str, typer.Argument(metavar="VERSION", help="The version the alias should point at.")],
+    name: NameArg,
+    version: Annotated[str, version_argument("The version the alias should point at.")],
     alias: AliasOpt = "latest",
     expect: Annotated[
         str | None,
         typer.Option(
-            "--expect", help="Move only if the alias now points at this version (else exit 4).", show_default=False
+            "--expect",
+            metavar="VERSION",
+            help="Move only if the alias now points at this version (else exit 4).",
+            show_default=False,
         ),
     ] = None,
     wait: Annotated[
         bool,
         typer.Option(
             "--wait",
-            help="Return once every live replica following the alias "
-            "reports the version ready (exit 5 on timeout, 1 if one failed).",
+            help="Return once every live replica following the alias reports the version ready, "
+            "showing 'n of m ready' on stderr. Exit 5 on timeout, 1 if a replica failed to load it, "
+            "3 if no replica follows the alias (give --min-ready 0 to accept that).",
         ),
     ] = False,
     timeout: Annotated[
         float | None,
         typer.Option(
-            "--timeout", min=0, callback=finite, help="Seconds --wait waits (default: 300).", show_default=False
+            "--timeout",
+            metavar="SECONDS",
+            min=0,
+            callback=finite,
+            help="Seconds --wait waits (default: 300).",
+            show_default=False,
         ),
     ] = None,
     min_ready: Annotated[
         int | None,
         typer.Option(
-            "--min-ready", min=0, help="With --wait: enough when this many replicas are ready.", show_default=False
+            "--min-ready",
+            metavar="N",
+            min=0,
+            help="With --wait: enough when this many replicas are ready (0: do not require any).",
+            show_default=False,
         ),
     ] = None,
     rollback_on_failure: Annotated[
@@ -62,7 +86,10 @@ def promote(
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Point an alias (default: latest) at a complete version."""
+    """Point an alias (default: latest) at a complete version.
+
+    With --wait every outcome ends saying where the alias points now.
+    """
     from mdl.names import validate_version
 
     if not wait:  # options that only mean something with --wait are an error without it, not ignored
@@ -79,20 +106,106 @@ def promote(
     client = state(ctx).client
     move = client.promote(name, version, alias=alias, expect=expect)
     report_move(move, fmt)
-    if not wait:
-        return
-    from mdl.fleet import Fleet
+    if wait:
+        _wait(client, move, 300.0 if timeout is None else timeout, min_ready, rollback_on_failure)
 
+
+class _ProgressLine:
+    """ "n of m ready" on stderr: one line rewritten in place on a terminal, else a line per change."""
+
+    def __init__(self, name: str, version: str, alias: str, min_ready: int | None) -> None:
+        self.what, self.alias, self.min_ready = f"{name}/{version}", alias, min_ready
+        self.live = sys.stderr.isatty()
+        self.last: RolloutProgress | None = None
+
+    def text(self) -> str:
+        from mdl.fleet import plural
+
+        p = self.last
+        if p is None or (p.following == 0 and self.min_ready is None):
+            return f"no replica follows {self.alias} yet"
+        text = f"{p.ready} of {plural(p.needed, 'replica')} ready on {self.what}"
+        return text if self.min_ready is None else f"{text} ({p.following} following {self.alias})"
+
+    def __call__(self, progress: "RolloutProgress") -> None:
+        self.last = progress
+        if self.live:
+            sys.stderr.write(f"\r\x1b[K{self.text()}")
+            sys.stderr.flush()
+        else:
+            info(f"waiting: {self.text()}")
+
+    def close(self) -> None:
+        if self.live and self.last is not None:
+            sys.stderr.write("\r\x1b[K")
+            sys.stderr.flush()
+
+
+def _wait(client: "Client", move: "MoveResult", timeout: float, min_ready: int | None, roll_back: bool) -> None:
+    """Wait for the replicas following the alias; every outcome says where the alias points now, and
+    no hint suggests what already happened."""
+    from mdl.fleet import Fleet, plural
+
+    name, alias, version = move.name, move.alias, str(move.version)
+    progress = _ProgressLine(name, version, alias, min_ready)
+    undo = f"undo the promotion with: mdl rollback {name} --alias {alias}"
     try:
-        ready = Fleet(client).wait_for_rollout(
-            name, version, alias=alias, timeout=300.0 if timeout is None else timeout, min_ready=min_ready
-        )
-    except RolloutFailed:
-        if rollback_on_failure and move.changed and move.previous:
+        try:
+            ready = Fleet(client).wait_for_rollout(
+                name, version, alias=alias, timeout=timeout, min_ready=min_ready, on_progress=progress
+            )
+        finally:
+            progress.close()
+    except RolloutFailed as exc:
+        raise _after_failure(client, move, exc, roll_back) from None
+    except Timeout as exc:
+        hint = f"{exc.hint}; {undo}" if move.changed and move.previous else exc.hint
+        raise Timeout(f"{exc.message}; {_points_now(client, move)}", hint=hint) from None
+    except NotFound as exc:  # no replica follows the alias
+        raise NotFound(f"{exc.message}; {_points_now(client, move)}", hint=exc.hint) from None
+    except KeyboardInterrupt:
+        raise Interrupted(
+            f"interrupted with {progress.text()}; {_points_now(client, move)}",
+            hint=f"see the fleet with: mdl status {name}" + (f"; {undo}" if move.changed and move.previous else ""),
+        ) from None
+    info(f"{plural(len(ready), 'replica')} ready on {name}/{version}; {name}:{alias} points at {version}")
+
+
+def _after_failure(client: "Client", move: "MoveResult", exc: RolloutFailed, roll_back: bool) -> RolloutFailed:
+    """The error for a replica that failed to load the version: rolled back (--rollback-on-failure,
+    if this command moved the alias from an earlier version) or not, and where the alias points."""
+    name, alias = move.name, move.alias
+    status = f"see the fleet with: mdl status {name}"
+    if roll_back and move.changed and move.previous:
+        try:
             back = client.rollback(name, alias=alias)
-            info(f"rolled back: {name}:{alias} -> {back.version}")
-        raise
-    info(f"{len(ready)} replica(s) ready on {name}/{version}")
+        except MdlError as err:
+            return RolloutFailed(
+                f"{exc.message}; rolling back failed ({err.message}); {_points_now(client, move)}",
+                hint=f"roll back with: mdl rollback {name} --alias {alias}",
+                replicas=exc.replicas,
+            )
+        info(f"rolled back: {name}:{alias} -> {back.version}")
+        return RolloutFailed(
+            f"{exc.message}; rolled back, {_points_now(client, move)}", hint=status, replicas=exc.replicas
+        )
+    if move.changed and move.previous is None:  # nothing earlier to return to
+        why = "not rolled back: it was unset before; " if roll_back else ""
+        hint: str | None = f"point it at a version that loads: mdl promote {name} VERSION --alias {alias}"
+    else:
+        why = "not rolled back: this promote did not move it; " if roll_back else ""
+        hint = exc.hint
+    return RolloutFailed(f"{exc.message}; {why}{_points_now(client, move)}", hint=hint, replicas=exc.replicas)
+
+
+def _points_now(client: "Client", move: "MoveResult") -> str:
+    """Where the alias points, read again (another move may have landed); what this command set if
+    the registry cannot be read."""
+    try:
+        now = client.pointer(move.name).aliases.get(move.alias)
+    except MdlError:
+        return f"{move.name}:{move.alias} points at {move.version} (as last set; the registry could not be read)"
+    return f"{move.name}:{move.alias} points at {now}" if now else f"{move.name}:{move.alias} is not set"
 
 
 def register(app: typer.Typer) -> None:

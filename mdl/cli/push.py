@@ -4,8 +4,8 @@ from typing import Annotated
 
 import typer
 
+from mdl.cli.args import FormatOpt, NameArg, alias_option
 from mdl.cli.common import (
-    AliasOpt,
     JobsOpt,
     JsonOpt,
     NoProgressOpt,
@@ -16,6 +16,7 @@ from mdl.cli.common import (
     human_bytes,
     info,
     output_format,
+    plural,
     progress_bar,
     state,
 )
@@ -24,23 +25,28 @@ from mdl.cli.common import (
 @command
 def push(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    name: NameArg,
     source: Annotated[str, typer.Argument(metavar="SOURCE", help="A model file or a directory of files.")],
     version: Annotated[
         str | None,
         typer.Option(
             "--version",
             "-V",
+            metavar="VERSION",
             help="Version id (default: a UTC timestamp such as 20261127T171300Z).",
             show_default=False,
         ),
     ] = None,
-    fmt: Annotated[
+    fmt: FormatOpt = None,
+    promote: Annotated[
+        bool, typer.Option("--promote", help="Also point alias latest (or --alias) at the new version.")
+    ] = False,
+    alias: Annotated[
         str | None,
-        typer.Option("--format", help="Format hint recorded in the manifest (default: detected).", show_default=False),
+        alias_option(
+            "Also point this alias at the new version (implies --promote).", metavar="ALIAS", show_default=False
+        ),
     ] = None,
-    promote: Annotated[bool, typer.Option("--promote", help="Also point the alias at the new version.")] = False,
-    alias: AliasOpt = "latest",
     jobs: JobsOpt = None,
     no_progress: NoProgressOpt = False,
     output: OutputOpt = None,
@@ -56,7 +62,14 @@ def push(
     client = state(ctx).client
     with progress_bar(ctx, f"push {name}", no_progress) as bar:
         result = client.push(
-            name, source, version=version, fmt=fmt, promote=promote, alias=alias, jobs=jobs, progress=bar
+            name,
+            source,
+            version=version,
+            fmt=fmt,
+            promote=promote or alias is not None,
+            alias=alias or "latest",
+            jobs=jobs,
+            progress=bar,
         )
     if fmt_out == "json":
         emit_json(result.to_dict())
@@ -65,7 +78,8 @@ def push(
     if quiet:
         return
     if result.uploaded:
-        info(f"pushed {name}/{result.version}: {result.files} file(s), {human_bytes(result.bytes)}, {result.digest}")
+        size = human_bytes(result.bytes)
+        info(f"pushed {name}/{result.version}: {plural(result.files, 'file')}, {size}, {result.digest}")
     else:
         info(f"unchanged: {name}/{result.version} already holds this content ({result.digest})")
     if result.promoted:

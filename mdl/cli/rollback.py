@@ -1,9 +1,8 @@
 """mdl rollback: return an alias to the version it had before its last promotion."""
 
-from typing import Annotated
-
 import typer
 
+from mdl.cli.args import NameArg
 from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, output_format, state
 from mdl.cli.promote import report_move
 
@@ -11,7 +10,7 @@ from mdl.cli.promote import report_move
 @command
 def rollback(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
+    name: NameArg,
     alias: AliasOpt = "latest",
     output: OutputOpt = None,
     as_json: JsonOpt = False,

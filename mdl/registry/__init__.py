@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from mdl.errors import ConfigError
-from mdl.registry.base import HistoryEntry, Pointer, Registry, Replica, ReplicaHandle, Watch
+from mdl.registry.base import HistoryEntry, Notice, Pointer, Registry, Replica, ReplicaHandle, Watch
 
 if TYPE_CHECKING:
     from mdl.config import Config
@@ -13,7 +13,8 @@ if TYPE_CHECKING:
 __all__ = ["HistoryEntry", "Pointer", "Registry", "Replica", "ReplicaHandle", "Watch", "open_registry"]
 
 
-def open_registry(config: Config) -> Registry:
+def open_registry(config: Config, notice: Notice | None = None) -> Registry:
+    """``notice``: hears notes for a waiting person ("connecting to ...") from a remote registry."""
     url: str = config["registry.url"]
     scheme = url.split("://", 1)[0] if "://" in url else ""
     if scheme == "sqlite":
@@ -23,7 +24,7 @@ def open_registry(config: Config) -> Registry:
     if scheme == "zk":
         from mdl.registry.zookeeper import ZooKeeperRegistry
 
-        return ZooKeeperRegistry.from_config(config)
+        return ZooKeeperRegistry.from_config(config, notice)
     raise ConfigError(
         f"registry.url {url!r} has unknown scheme {scheme!r}",
         hint="use sqlite:///path/registry.db or zk://host:2181/chroot",

@@ -10,7 +10,24 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, NamedTuple
 
+from mdl.errors import Unavailable
+
 NO_REVISION = -1  # the revision of a model that has no pointer yet
+ACTIONS = ("promote", "rollback", "remove")  # what a history entry records; "remove" has no ``to`` version
+Notice = Callable[[str], None]  # a note for the person waiting (e.g. "connecting to ..."), never an error
+
+
+class RegistryUnavailable(Unavailable):
+    """The registry could not be reached: ``message`` names the registry's internal step, ``reason``
+    only why, so that the client can name the user's operation instead (``Client.operation``)."""
+
+    def __init__(self, message: str, hint: str | None = None, *, reason: str) -> None:
+        super().__init__(message, hint)
+        self.reason = reason
+
+    def adding(self, extra: str) -> RegistryUnavailable:
+        """The same error with ``extra`` appended to its message and reason."""
+        return RegistryUnavailable(self.message + extra, self.hint, reason=self.reason + extra)
 
 
 # Records are NamedTuples, not dataclasses: immutable all the same, and each dataclass costs every
@@ -32,7 +49,7 @@ class HistoryEntry(NamedTuple):
     to_version: str | None
     who: str
     at: str
-    action: str  # promote | rollback
+    action: str  # promote | rollback | remove
 
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()
@@ -146,7 +163,7 @@ def parse_history_entry(seq: Any, d: Any) -> HistoryEntry | None:
                 validate_version(v)
     except InvalidInput:
         return None
-    if not all(isinstance(x, str) for x in (who, at, action)) or action not in ("promote", "rollback"):
+    if not all(isinstance(x, str) for x in (who, at, action)) or action not in ACTIONS:
         return None
     return HistoryEntry(seq, alias, frm, to, who, at, action)
 

@@ -225,11 +225,11 @@ def test_wait_for_rollout_times_out_naming_the_laggards():
     client = FakeClient({"a": replica("ready", "v2"), "b": replica("syncing", "v1")})
     with pytest.raises(Timeout) as e:
         Fleet(client).wait_for_rollout("lr", "v2", timeout=0, poll=0)
-    assert e.value.message == ("1/2 replica(s) ready on lr/v2 after 0s; waiting for: b (syncing, loaded v1)")
+    assert e.value.message == ("1 of 2 replicas ready on lr/v2 after 0s; waiting for: b (syncing, loaded v1)")
     assert e.value.hint == "see the fleet with: mdl status lr"
     with pytest.raises(Timeout) as e:
         Fleet(FakeClient({})).wait_for_rollout("lr", "v2", timeout=0.01, min_ready=2, poll=0)
-    assert e.value.message == ("0/2 replica(s) ready on lr/v2 after 0.01s; "
+    assert e.value.message == ("0 of 2 replicas ready on lr/v2 after 0.01s; "
                                "waiting for: replicas that have not registered")
 
 
@@ -239,6 +239,6 @@ def test_wait_for_rollout_fails_when_a_follower_failed_to_load_the_version():
                          "old": replica("failed", "v1", desired="v0", error="not this one")})
     with pytest.raises(RolloutFailed) as e:
         Fleet(client).wait_for_rollout("lr", "v2", timeout=10, poll=0)
-    assert e.value.message == "1 replica(s) failed to load lr/v2: b: load: exited 3"
+    assert e.value.message == "1 replica failed to load lr/v2: b: load: exited 3"
     assert e.value.hint == "roll back with: mdl rollback lr --alias latest"
     assert e.value.replicas == [Replica("b", failed)]

@@ -95,5 +95,5 @@ except ModuleNotFoundError as exc:  # pragma: no cover - the "distributed" extra
             raise ConfigError("a zk:// registry needs the kazoo package", hint="pip install 'mdl[distributed]'")
 
         @classmethod
-        def from_config(cls, config: Config) -> Any:
+        def from_config(cls, config: Config, notice: Any = None) -> Any:
             return cls(config["registry.url"], credentials=read_credentials(config))

@@ -21,7 +21,7 @@ from kazoo.exceptions import (
 
 from mdl.errors import CasConflict, Unavailable
 from mdl.host import now_iso
-from mdl.registry.base import NO_REVISION, Pointer, parse_pointer
+from mdl.registry.base import NO_REVISION, Pointer, RegistryUnavailable, parse_pointer
 from mdl.registry.zookeeper.layout import HISTORY_PREFIX, history_nodes
 from mdl.registry.zookeeper.session import AMBIGUOUS, ZkSession
 
@@ -149,6 +149,8 @@ def _move_applied(session: ZkSession, name: str, op: str, deadline: float, what:
         children = session.call(lambda c: c.get_children_async(path), deadline, what, missing_ok=True) or []
         newest = history_nodes(children)[-_RESOLVE_WINDOW:]
         got = session.get_many([f"{path}/{n}" for n in newest], deadline, what, missing_ok=True)
+    except RegistryUnavailable as exc:
+        raise exc.adding(_MAYBE_MOVED) from None
     except Unavailable as exc:
         raise Unavailable(exc.message + _MAYBE_MOVED, hint=exc.hint) from None
     except AMBIGUOUS:

@@ -14,6 +14,7 @@ from mdl.names import validate_name
 from mdl.registry.base import (
     MANIFEST_COPY_MAX,
     HistoryEntry,
+    Notice,
     Pointer,
     PointerCallback,
     Registry,
@@ -41,25 +42,33 @@ class ZooKeeperRegistry(Registry):
     nodes are."""
 
     def __init__(
-        self, url: str, *, timeout: float = 10.0, credentials: tuple[str, str] | None = None, read_acl: str = "world"
+        self,
+        url: str,
+        *,
+        timeout: float = 10.0,
+        credentials: tuple[str, str] | None = None,
+        read_acl: str = "world",
+        notice: Notice | None = None,
     ) -> None:
+        """``notice``: hears "connecting to ..." when a request waits for the ensemble (see ZkSession)."""
         acl = node_acl(credentials, read_acl)
         self.url = url
         self.hosts, self.chroot = parse_url(url)
         self.timeout = float(timeout)
         self.paths = ZkPaths(self.chroot)
-        self.session = ZkSession(url, self.hosts, self.paths, self.timeout, credentials, acl)
+        self.session = ZkSession(url, self.hosts, self.paths, self.timeout, credentials, acl, notice)
         self._watches = PointerWatches(self.session)
         self._replicas = ReplicaKeeper(self.session)
         self._slots = DownloadSlots(self.session, on_release_failed=self._replicas.add_orphan)
 
     @classmethod
-    def from_config(cls, config: Config) -> ZooKeeperRegistry:
+    def from_config(cls, config: Config, notice: Notice | None = None) -> ZooKeeperRegistry:
         return cls(
             config["registry.url"],
             timeout=config["registry.timeout"],
             credentials=read_credentials(config),
             read_acl=config["registry.read_acl"],
+            notice=notice,
         )
 
     def __repr__(self) -> str:

@@ -34,10 +34,12 @@ from kazoo.protocol.states import KazooState, KeeperState
 from kazoo.retry import KazooRetry
 
 from mdl.errors import MdlError, PermissionDenied, Unavailable
+from mdl.registry.base import Notice, RegistryUnavailable
 from mdl.registry.zookeeper.config import DIGEST_ENV
 from mdl.registry.zookeeper.layout import ZkPaths
 
 RECONNECT_MAX_DELAY = 1.0  # seconds between reconnection rounds at most (all servers down)
+NOTICE_AFTER = 1.0  # seconds a request waits for a connection before the ``notice`` says so
 
 log = logging.getLogger("mdl.registry.zookeeper")
 # kazoo logs every dropped connection at WARNING; keep that out of the CLI's stderr unless the
@@ -76,13 +78,23 @@ class ZkSession:
 
     The client is created and started (without waiting) on first use and replaced if its connection
     loop dies. ``timeout`` bounds every request (and is the session timeout asked for); ``acl`` is given
-    to every node created. Internal to the package.
+    to every node created; ``notice`` hears "connecting to ..." once a request has waited
+    ``NOTICE_AFTER`` seconds for a connection (once per disconnection). Internal to the package.
     """
 
     def __init__(
-        self, url: str, hosts: str, paths: ZkPaths, timeout: float, credentials: tuple[str, str] | None, acl: list[Any]
+        self,
+        url: str,
+        hosts: str,
+        paths: ZkPaths,
+        timeout: float,
+        credentials: tuple[str, str] | None,
+        acl: list[Any],
+        notice: Notice | None = None,
     ) -> None:
         self.url, self.hosts, self.paths, self.timeout, self.acl = url, hosts, paths, timeout, acl
+        self._notice = notice
+        self._noticed = False
         self._credentials = credentials
         self._lock = threading.RLock()
         self._client: KazooClient | None = None
@@ -130,7 +142,10 @@ class ZkSession:
         its connection loop died (kazoo#641: an exception in that loop ends it for good)."""
         with self._lock:
             if self._closed:
-                raise Unavailable(f"the ZooKeeper registry {self.url} is closed")
+                raise RegistryUnavailable(
+                    f"the ZooKeeper registry {self.url} is closed",
+                    reason=f"the ZooKeeper registry {self.url} is closed",
+                )
             if self._client is not None and self._client_dead:
                 log.warning("the ZooKeeper client of %s stopped by itself; starting a new one", self.url)
                 old, self._client = self._client, None
@@ -158,6 +173,7 @@ class ZkSession:
             return  # a replaced client
         if state == KazooState.CONNECTED:
             self._ever_connected = True
+            self._noticed = False
             self._connected.set()
             for callback in list(self._on_connected):
                 callback()
@@ -173,6 +189,17 @@ class ZkSession:
             self.client()
         except Unavailable:
             pass  # closed meanwhile
+
+    def _tell_waiting(self) -> None:
+        """Say once per disconnection that a request is waiting for the ensemble."""
+        if self._notice is None or self._noticed:
+            return
+        self._noticed = True
+        again = "reconnecting" if self._ever_connected else "connecting"
+        try:
+            self._notice(f"{again} to ZooKeeper at {self.hosts} …")
+        except Exception:  # a note must never fail a request
+            log.debug("the connection notice failed", exc_info=True)
 
     def mark_closed(self) -> bool:
         """Refuse new requests and stop reconnecting; False if the session was closed already."""
@@ -198,34 +225,40 @@ class ZkSession:
 
     # -- requests ------------------------------------------------------------------------------
 
-    def unavailable(self, what: str, extra: str = "") -> Unavailable:
+    def unavailable(self, what: str, extra: str = "") -> RegistryUnavailable:
         """The Unavailable error (exit 6) for ``what`` failing now, saying why."""
         if self._closed:
-            return Unavailable(f"{what}: the ZooKeeper registry {self.url} is closed")
+            reason = f"the ZooKeeper registry {self.url} is closed"
+            return RegistryUnavailable(f"{what}: {reason}", reason=reason)
         client = self._client
         if client is not None and client.connected:
-            msg = f"{what}: ZooKeeper at {self.hosts} did not answer within {self.timeout:g} s"
+            reason = f"ZooKeeper at {self.hosts} did not answer within {self.timeout:g} s"
         elif self._ever_connected:
-            msg = (
-                f"{what}: lost the connection to ZooKeeper at {self.hosts} and could not reconnect "
-                f"within {self.timeout:g} s"
+            reason = (
+                f"lost the connection to ZooKeeper at {self.hosts} and could not reconnect within {self.timeout:g} s"
             )
         else:
-            msg = f"{what}: cannot connect to ZooKeeper at {self.hosts} within {self.timeout:g} s"
-        return Unavailable(
-            msg + extra,
+            reason = f"cannot connect to ZooKeeper at {self.hosts} within {self.timeout:g} s"
+        return RegistryUnavailable(
+            f"{what}: {reason}{extra}",
             hint="check that the ZooKeeper ensemble is running and reachable "
             "(registry.url); registry.timeout sets how long mdl waits",
+            reason=reason + extra,
         )
 
     def _connected_client(self, deadline: float, what: str, cancel: threading.Event | None) -> KazooClient:
+        waiting_since: float | None = None
         while True:
             client = self.client()
             if client.connected:
                 return client
             if cancel is not None and cancel.is_set():
                 raise Stopped()
-            remaining = deadline - time.monotonic()
+            now = time.monotonic()
+            waiting_since = now if waiting_since is None else waiting_since
+            if now - waiting_since >= NOTICE_AFTER:
+                self._tell_waiting()
+            remaining = deadline - now
             if remaining <= 0:
                 raise self.unavailable(what)
             if self._connected.is_set():  # the listener has not heard of the drop yet
