@@ -98,7 +98,9 @@ SETTINGS: tuple[Setting, ...] = (
         "host-wide store of verified files that watchers and servers on one host share (each file "
         "downloaded once per host, hard-linked); none: off",
     ),
-    Setting("output", str, "table", "default output format", ("table", "json")),
+    Setting(
+        "output", str, "table", "default output format (wide: tables with more columns)", ("table", "wide", "json")
+    ),
     Setting("progress", str, "auto", "progress bars on stderr", ("auto", "always", "never")),
 )
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
@@ -113,10 +115,13 @@ class Value(NamedTuple):
 class Config:
     """Resolved settings with their origins."""
 
-    def __init__(self, values: dict[str, Value], path: Path | None, context: str | None) -> None:
+    def __init__(
+        self, values: dict[str, Value], path: Path | None, context: str | None, looked_for: Path | None = None
+    ) -> None:
         self._values = values
-        self.path = path
+        self.path = path  # the file read, None when there was none
         self.context = context
+        self.looked_for = looked_for or path  # where the file was looked for
 
     def __getitem__(self, key: str) -> Any:
         return self._values[key].value
@@ -195,9 +200,7 @@ def _flatten(doc: Mapping[Any, Any], where: str, prefix: str = "") -> dict[str, 
             if key in BY_KEY:
                 _coerce(BY_KEY[key], v, where)  # raises: "must be a ..., got a mapping"
             if key not in SECTIONS:
-                raise ConfigError(
-                    f"unknown configuration key {key!r} in {where}", hint="see config.example.yaml for every key"
-                )
+                raise _unknown_key(key, where)
             flat.update(_flatten(v, where, key + "."))
         elif key in BY_KEY:
             if v is not None:  # "key:" with no value leaves the setting unset
@@ -210,10 +213,22 @@ def _flatten(doc: Mapping[Any, Any], where: str, prefix: str = "") -> dict[str, 
                 hint="see config.example.yaml for every key",
             )
         else:
-            raise ConfigError(
-                f"unknown configuration key {key!r} in {where}", hint="see config.example.yaml for every key"
-            )
+            raise _unknown_key(key, where)
     return flat
+
+
+def _unknown_key(key: str, where: str) -> ConfigError:
+    """The error for a key mdl does not know, suggesting the closest known one (a typo, most likely)."""
+    import difflib
+
+    known = [*BY_KEY, *SECTIONS]
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.75)
+    if not close and "." not in key:  # a key of its section written at the top level: "url" for storage.url
+        close = [k for k in BY_KEY if k.rsplit(".", 1)[-1] == key][:1]
+    hint = "see config.example.yaml for every key"
+    return ConfigError(
+        f"unknown configuration key {key!r} in {where}", hint=f"did you mean {close[0]!r}? {hint}" if close else hint
+    )
 
 
 def _read_file(path: Path) -> dict[str, Any]:
@@ -300,4 +315,4 @@ def load(
             values[s.key] = Value(_coerce(s, top[s.key], where), f"file {where}")
         else:
             values[s.key] = Value(s.default_value(), "default")
-    return Config(values, path if path.exists() else None, chosen)
+    return Config(values, path if path.exists() else None, chosen, looked_for=path)

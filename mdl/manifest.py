@@ -109,6 +109,9 @@ class _Invalid(ValueError):
     pass
 
 
+_KINDS = {int: "an integer", str: "a string", list: "a list", dict: "an object", bool: "true or false"}
+
+
 def _field(doc: dict, key: str, kind: type, default: Any = _Invalid) -> Any:
     if key not in doc:
         if default is _Invalid:
@@ -116,7 +119,7 @@ def _field(doc: dict, key: str, kind: type, default: Any = _Invalid) -> Any:
         return default
     value = doc[key]
     if not isinstance(value, kind) or isinstance(value, bool) and kind is not bool:
-        raise _Invalid(f"{key!r} must be a {kind.__name__}")
+        raise _Invalid(f"{key!r} must be {_KINDS.get(kind, 'a ' + kind.__name__)}")
     return value
 
 

@@ -17,10 +17,11 @@ VERSION_TIME_FORMAT = "%Y%m%dT%H%M%SZ"
 
 
 def _validate(kind: str, value: str) -> str:
+    a_kind = ("an " if kind[0] in "aeiou" else "a ") + kind
     if not isinstance(value, str) or not value:
-        raise InvalidInput(f"{kind} is empty", hint=f"a {kind} {RULE}")
+        raise InvalidInput(f"{kind} is empty", hint=f"{a_kind} {RULE}")
     if len(value) > MAX_LENGTH or ".." in value or not _NAME_RE.fullmatch(value):
-        raise InvalidInput(f"invalid {kind} {value!r}: a {kind} {RULE}")
+        raise InvalidInput(f"invalid {kind} {value!r}: {a_kind} {RULE}")
     return value
 
 

@@ -4,7 +4,18 @@ from typing import Annotated
 
 import typer
 
-from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, emit_lines, finite, info, output_format, state
+from mdl.cli.common import (
+    JsonOpt,
+    OutputOpt,
+    command,
+    emit_json,
+    emit_lines,
+    finite,
+    info,
+    output_format,
+    plural,
+    state,
+)
 
 
 @command
@@ -15,6 +26,7 @@ def clean(
         float,
         typer.Option(
             "--older-than",
+            metavar="SECONDS",
             min=0,
             callback=finite,
             help="Only staging debris at least this many seconds old (a push may still be running in younger ones).",
@@ -38,7 +50,7 @@ def clean(
         return
     emit_lines([e.path for e in entries])
     verb = "would remove" if dry_run else "removed"
-    info(f"{verb} {len(entries)} staging path(s)")
+    info(f"{verb} {plural(len(entries), 'staging path')}")
 
 
 def register(app: typer.Typer) -> None:

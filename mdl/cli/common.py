@@ -6,12 +6,13 @@ import functools
 import os
 import sys
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NamedTuple, TypeVar
 
 import typer
 
+from mdl.cli.completion import complete_alias, complete_output
 from mdl.errors import ExitCode, MdlError
 
 if TYPE_CHECKING:
@@ -21,7 +22,8 @@ if TYPE_CHECKING:
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-OUTPUT_FORMATS = ("table", "json")
+OUTPUT_FORMATS = ("table", "wide", "json")
+FORMATS_HINT = "use -o table, -o wide or -o json"
 
 
 def _check_output(value: str | None) -> str | None:
@@ -29,7 +31,7 @@ def _check_output(value: str | None) -> str | None:
     if value is not None and value not in OUTPUT_FORMATS:
         from mdl.errors import InvalidInput
 
-        raise typer.Exit(report_error(InvalidInput(f"unknown output format {value!r}", hint="use -o table or -o json")))
+        raise typer.Exit(report_error(InvalidInput(f"unknown output format {value!r}", hint=FORMATS_HINT)))
     return value
 
 
@@ -47,20 +49,25 @@ OutputOpt = Annotated[
     typer.Option(
         "-o",
         "--output",
-        help="Output format: table or json (default: config 'output').",
+        help="Output format: table, wide (more columns) or json (default: config 'output').",
         metavar="FORMAT",
         show_default=False,
         callback=_check_output,
+        autocompletion=complete_output,
     ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Shorthand for -o json.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print identifiers only, one per line.")]
-AliasOpt = Annotated[str, typer.Option("--alias", "-a", help="The alias to move or read.")]
+AliasOpt = Annotated[
+    str,
+    typer.Option("--alias", "-a", metavar="ALIAS", help="The alias to move or read.", autocompletion=complete_alias),
+]
 JobsOpt = Annotated[
     int | None,
     typer.Option(
         "-j",
         "--jobs",
+        metavar="N",
         min=1,
         max=64,
         help="Files transferred in parallel (default: config transfer.jobs).",
@@ -68,7 +75,9 @@ JobsOpt = Annotated[
     ),
 ]
 NoProgressOpt = Annotated[bool, typer.Option("--no-progress", help="No progress bars on stderr.")]
-KeepOpt = Annotated[int, typer.Option("--keep", min=2, help="Local versions kept (current and previous always).")]
+KeepOpt = Annotated[
+    int, typer.Option("--keep", metavar="N", min=2, help="Local versions kept (current and previous always).")
+]
 
 
 class State:
@@ -95,12 +104,19 @@ class State:
         if self._client is None:
             from mdl.client import Client
 
-            self._client = Client(self.config)
+            self._client = Client(self.config, notice=info)
         return self._client
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
+
+
+def help_if_bare(ctx: typer.Context) -> None:
+    """A command group named without a subcommand (``mdl alias``): its help, exit 0, as bare ``mdl``."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 def state(ctx: typer.Context) -> State:
@@ -117,7 +133,7 @@ def output_format(ctx: typer.Context, output: str | None, as_json: bool) -> str:
     if fmt not in OUTPUT_FORMATS:
         from mdl.errors import InvalidInput
 
-        raise InvalidInput(f"unknown output format {fmt!r}", hint="use -o table or -o json")
+        raise InvalidInput(f"unknown output format {fmt!r}", hint=FORMATS_HINT)
     return fmt
 
 
@@ -195,20 +211,124 @@ def printable(text: str) -> str:
     return re.sub(r"[\x00-\x08\x0a-\x1f\x7f-\x9f]", lambda m: f"\\x{ord(m.group()):02x}", text)
 
 
-def print_table(columns: list[str], rows: list[list[str]]) -> None:
-    from rich import box
-    from rich.console import Console
-    from rich.table import Table
+class Column(NamedTuple):
+    """A table column. ``ident`` cells (names, version ids, addresses) never break inside a word,
+    ``whole`` cells (timestamps) never break at all; on a narrow terminal the columns with the highest
+    ``drop`` go first (0: always kept); ``wide`` columns show only with ``-o wide``."""
 
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, header_style="bold")
-    for c in columns:
-        table.add_column(c, overflow="fold")
-    from rich.text import Text
+    header: str
+    ident: bool = False
+    drop: int = 0
+    wide: bool = False
+    whole: bool = False
 
-    for r in rows:
-        table.add_row(*(Text(printable(str(cell))) for cell in r))  # text, never rich markup
-    # Off a terminal rich assumes 80 columns; data piped elsewhere should not wrap.
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 250).print(table)
+
+def print_table(columns: Sequence[str | Column], rows: Sequence[Sequence[str]], *, wide: bool = False) -> None:
+    """Rows under a header on stdout: aligned columns on a terminal, tab-separated lines elsewhere.
+
+    Piped, every line is the header or one row, cells separated by one tab (an empty cell is ``-``),
+    with no rule and no padding: ``mdl list lr | awk 'NR>1{print $1}'`` prints versions only.
+    """
+    cols = [c if isinstance(c, Column) else Column(c) for c in columns]
+    keep = [i for i, c in enumerate(cols) if wide or not c.wide]
+    header = [cols[i].header for i in keep]
+    body = [[printable(str(r[i])) or "-" for i in keep] for r in rows]  # an empty cell reads "-"
+    if not sys.stdout.isatty():
+        for cells in [header, *body]:
+            sys.stdout.write("\t".join(cell.replace("\t", " ") or "-" for cell in cells) + "\n")
+        return
+    import shutil
+
+    lines = _layout([cols[i] for i in keep], body, shutil.get_terminal_size().columns)
+    bold = os.environ.get("NO_COLOR") in (None, "") and os.environ.get("TERM") != "dumb"
+    rule = "\u2500" if "utf" in (sys.stdout.encoding or "").lower() else "-"
+    sys.stdout.write(("\x1b[1m" + lines[0] + "\x1b[0m" if bold else lines[0]) + "\n")
+    sys.stdout.write(rule * max(_width(line) for line in lines) + "\n")
+    for line in lines[1:]:
+        sys.stdout.write(line + "\n")
+
+
+GAP = "   "
+
+
+def _width(text: str) -> int:
+    """Terminal cells ``text`` takes (East Asian wide characters take two)."""
+    import unicodedata
+
+    return sum(2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text)
+
+
+def _layout(cols: list[Column], body: list[list[str]], limit: int) -> list[str]:
+    """The header and rows as terminal lines at most ``limit`` cells wide where the identifiers allow:
+    droppable columns go first, then the other columns wrap (identifiers never break inside a word)."""
+    header = [c.header for c in cols]
+    natural = [max(_width(x) for x in [h, *(r[i] for r in body)]) for i, h in enumerate(header)]
+    shown = list(range(len(cols)))
+
+    def total(widths: list[int], idx: list[int]) -> int:
+        return sum(widths[i] for i in idx) + len(GAP) * (len(idx) - 1)
+
+    while total(natural, shown) > limit and any(cols[i].drop for i in shown):
+        shown.remove(max(reversed(shown), key=lambda i: cols[i].drop))
+    widths = list(natural)
+    floor = [
+        natural[i]
+        if cols[i].whole
+        else max(_width(header[i]), *(_width(w) for r in body for w in r[i].split()))
+        if cols[i].ident
+        else min(natural[i], max(_width(header[i]), 8))
+        for i in range(len(cols))
+    ]
+    while total(widths, shown) > limit:  # narrow the widest wrappable column, one cell at a time
+        wrappable = [i for i in shown if widths[i] > floor[i]]
+        if not wrappable:
+            break  # identifiers alone are wider than the terminal: it wraps the line, they stay whole
+        widest = max(wrappable, key=lambda i: widths[i])
+        widths[widest] -= 1
+    import textwrap
+
+    wrapped = [
+        [
+            textwrap.wrap(row[i], widths[i], break_long_words=not cols[i].ident, break_on_hyphens=False) or [""]
+            for i in shown
+        ]
+        for row in [header, *body]
+    ]
+    used = [max(_width(line) for row in wrapped for line in row[n]) for n in range(len(shown))]  # after wrapping
+    out = []
+    for cells in wrapped:
+        for k in range(max(len(c) for c in cells)):
+            parts = [(c[k] if k < len(c) else "") for c in cells]
+            out.append(GAP.join(p + " " * (w - _width(p)) for p, w in zip(parts, used, strict=True)).rstrip())
+    return out
+
+
+def timestamp(iso: str | None) -> str:
+    """An ISO-8601 UTC time as a table shows it: ``2026-11-27 17:13:00Z``."""
+    return iso[:19].replace("T", " ") + "Z" if iso else "-"
+
+
+def age(iso: str | None, now: float | None = None) -> str:
+    """How long ago ``iso`` was, as kubectl's AGE column says it: 5s, 3m, 2h, 4d."""
+    if not iso:
+        return "-"
+    import time
+    from datetime import datetime
+
+    try:
+        seconds = int((time.time() if now is None else now) - datetime.fromisoformat(iso).timestamp())
+    except ValueError:
+        return "-"
+    seconds = max(seconds, 0)
+    for unit, size, upto in (("s", 1, 120), ("m", 60, 120 * 60), ("h", 3600, 48 * 3600)):
+        if seconds < upto:
+            return f"{seconds // size}{unit}"
+    return f"{seconds // 86400}d"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 file``, ``2 files``."""
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
 def human_bytes(n: int) -> str:
@@ -233,13 +353,21 @@ def progress_bar(ctx: typer.Context, label: str, disabled: bool) -> Iterator[Pro
         yield None
         return
     from rich.console import Console
-    from rich.progress import BarColumn, DownloadColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+    from rich.progress import BarColumn, DownloadColumn, Progress, ProgressColumn, Task, TextColumn, TimeRemainingColumn
+    from rich.text import Text
+
+    class _Speed(ProgressColumn):
+        """Bytes per second in the binary units of every summary line (rich's own speed column is decimal)."""
+
+        def render(self, task: Task) -> Text:
+            speed = task.finished_speed or task.speed
+            return Text("?" if speed is None else f"{human_bytes(int(speed))}/s", style="progress.data.speed")
 
     bar = Progress(
         TextColumn("{task.description}"),
         BarColumn(),
-        DownloadColumn(),
-        TransferSpeedColumn(),
+        DownloadColumn(binary_units=True),
+        _Speed(),
         TimeRemainingColumn(),
         console=Console(file=sys.stderr),
         transient=True,

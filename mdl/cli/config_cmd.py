@@ -2,7 +2,7 @@
 
 import typer
 
-from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, info, output_format, print_table, state
+from mdl.cli.common import Column, JsonOpt, OutputOpt, command, emit_json, info, output_format, print_table, state
 
 
 @command
@@ -14,14 +14,20 @@ def config(ctx: typer.Context, output: OutputOpt = None, as_json: JsonOpt = Fals
         emit_json(
             {
                 "file": str(cfg.path) if cfg.path else None,
+                "looked_for": str(cfg.looked_for),
                 "context": cfg.context,
                 "settings": {k: {"value": v.value, "origin": v.origin} for k, v in cfg.items()},
             }
         )
         return
-    info(f"config file: {cfg.path or 'none'}" + (f", context: {cfg.context}" if cfg.context else ""))
+    if cfg.path:
+        info(f"config file: {cfg.path}" + (f", context: {cfg.context}" if cfg.context else ""))
+    else:
+        info(f"config file: none (looked for {cfg.looked_for}; create it, or name one with --config or MDL_CONFIG)")
     print_table(
-        ["KEY", "VALUE", "ORIGIN"], [[k, "-" if v.value is None else str(v.value), v.origin] for k, v in cfg.items()]
+        [Column("KEY", ident=True), Column("VALUE", ident=True), Column("ORIGIN")],
+        [[k, "-" if v.value is None else str(v.value), v.origin] for k, v in cfg.items()],
+        wide=fmt == "wide",
     )
 
 

@@ -4,19 +4,16 @@ from typing import Annotated
 
 import typer
 
+from mdl.cli.args import NameArg, alias_option, version_option
 from mdl.cli.common import JsonOpt, OutputOpt, QuietOpt, command, emit_json, emit_lines, info, output_format, state
 
 
 @command
 def endpoints(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
-    alias: Annotated[
-        str | None, typer.Option("--alias", "-a", help="Only servers following this alias.", show_default=False)
-    ] = None,
-    version: Annotated[
-        str | None, typer.Option("--version", "-V", help="Only servers serving this version.", show_default=False)
-    ] = None,
+    name: NameArg,
+    alias: Annotated[str | None, alias_option("Only servers following this alias.", show_default=False)] = None,
+    version: Annotated[str | None, version_option("Only servers serving this version.", show_default=False)] = None,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,

@@ -4,14 +4,36 @@ from typing import Annotated
 
 import typer
 
-from mdl.cli.common import JsonOpt, OutputOpt, command, emit_json, output_format, print_table, state
+from mdl.cli.args import NameArg, alias_option
+from mdl.cli.common import (
+    Column,
+    JsonOpt,
+    OutputOpt,
+    command,
+    emit_json,
+    info,
+    output_format,
+    print_table,
+    state,
+    timestamp,
+)
+
+COLUMNS = [
+    Column("SEQ", drop=4),
+    Column("WHEN", whole=True, drop=1),
+    Column("ALIAS", ident=True),
+    Column("ACTION", drop=2),
+    Column("FROM", ident=True),
+    Column("TO", ident=True),
+    Column("WHO", drop=3),
+]
 
 
 @command
 def history(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
-    alias: Annotated[str | None, typer.Option("--alias", "-a", help="Only this alias.", show_default=False)] = None,
+    name: NameArg,
+    alias: Annotated[str | None, alias_option("Only this alias.", show_default=False)] = None,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -21,10 +43,13 @@ def history(
     if fmt == "json":
         emit_json({"name": name, "history": [e.to_dict() for e in entries]})
         return
+    if not entries:
+        info(f"{name}:{alias} has never moved" if alias else f"no alias of {name} has moved yet")
+        return
     rows = [
         [
             str(e.seq),
-            e.at[:19].replace("T", " ") + "Z",
+            timestamp(e.at),
             e.alias,
             e.action,
             e.from_version or "-",
@@ -33,7 +58,7 @@ def history(
         ]
         for e in entries
     ]
-    print_table(["SEQ", "WHEN", "ALIAS", "ACTION", "FROM", "TO", "WHO"], rows)
+    print_table(COLUMNS, rows, wide=fmt == "wide")
 
 
 def register(app: typer.Typer) -> None:

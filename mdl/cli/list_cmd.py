@@ -4,7 +4,9 @@ from typing import Annotated
 
 import typer
 
+from mdl.cli.args import name_argument
 from mdl.cli.common import (
+    Column,
     JsonOpt,
     OutputOpt,
     QuietOpt,
@@ -12,29 +14,35 @@ from mdl.cli.common import (
     emit_json,
     emit_lines,
     human_bytes,
+    info,
     output_format,
     print_table,
     state,
+    timestamp,
 )
 
 
 @command
 def list_(
     ctx: typer.Context,
-    name: Annotated[
-        str | None, typer.Argument(metavar="NAME", help="A model: list its versions.", show_default=False)
-    ] = None,
+    name: Annotated[str | None, name_argument("A model: list its versions.", show_default=False)] = None,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
     quiet: QuietOpt = False,
 ) -> None:
-    """List models (aliases, version count) or one model's versions (size, files, created, creator)."""
+    """List models (aliases, version count) or one model's versions (created, size, files, format).
+
+    -o wide adds each version's creator and digest.
+    """
     fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
     if name is None:
         models = client.list_models()
         if fmt == "json":
             emit_json({"models": [m.to_dict() for m in models]})
+            return
+        if not models:
+            info("no models yet: push one with: mdl push NAME PATH")
         elif quiet:
             emit_lines([m.name for m in models])
         else:
@@ -42,27 +50,40 @@ def list_(
                 [m.name, ", ".join(f"{a}={v}" for a, v in sorted(m.aliases.items())) or "-", str(m.versions)]
                 for m in models
             ]
-            print_table(["NAME", "ALIASES", "VERSIONS"], rows)
+            print_table([Column("NAME", ident=True), Column("ALIASES", ident=True), Column("VERSIONS")], rows)
         return
     versions = client.list_versions(name)
     if fmt == "json":
         emit_json({"name": name, "aliases": client.pointer(name).aliases, "versions": [v.to_dict() for v in versions]})
+    elif not versions:
+        info(f"no versions of {name}")
     elif quiet:
         emit_lines([v.version for v in versions])
     else:
         rows = [
             [
                 v.version,
-                v.created[:19].replace("T", " ") + "Z",
+                timestamp(v.created),
                 human_bytes(v.bytes),
                 str(v.files),
                 v.format,
-                v.creator,
                 ", ".join(v.aliases),
+                v.creator,
+                v.digest,
             ]
             for v in versions
         ]
-        print_table(["VERSION", "CREATED", "SIZE", "FILES", "FORMAT", "CREATOR", "ALIASES"], rows)
+        columns = [
+            Column("VERSION", ident=True),
+            Column("CREATED", drop=1),
+            Column("SIZE"),
+            Column("FILES", drop=2),
+            Column("FORMAT", drop=3),
+            Column("ALIASES", ident=True),
+            Column("CREATOR", wide=True),
+            Column("DIGEST", ident=True, wide=True),
+        ]
+        print_table(columns, rows, wide=fmt == "wide")
 
 
 def register(app: typer.Typer) -> None:

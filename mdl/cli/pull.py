@@ -4,6 +4,7 @@ from typing import Annotated
 
 import typer
 
+from mdl.cli.args import NameArg, alias_option, version_argument
 from mdl.cli.common import (
     JobsOpt,
     JsonOpt,
@@ -14,6 +15,7 @@ from mdl.cli.common import (
     human_bytes,
     info,
     output_format,
+    plural,
     progress_bar,
     state,
 )
@@ -22,16 +24,15 @@ from mdl.cli.common import (
 @command
 def pull(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(metavar="NAME", help="Model name.")],
-    version: Annotated[
-        str | None, typer.Argument(metavar="VERSION", help="Version (default: the alias's).", show_default=False)
-    ] = None,
+    name: NameArg,
+    version: Annotated[str | None, version_argument("Version (default: the alias's).", show_default=False)] = None,
     alias: Annotated[
         str | None,
-        typer.Option("--alias", "-a", help="Pull the version this alias names [default: latest].", show_default=False),
+        alias_option("Pull the version this alias names [default: latest].", show_default=False),
     ] = None,
     dest: Annotated[
-        str | None, typer.Option("-d", "--dir", help="Target directory [default: ./NAME].", show_default=False)
+        str | None,
+        typer.Option("-d", "--dir", metavar="DIR", help="Target directory [default: ./NAME].", show_default=False),
     ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace a non-empty directory that holds no mdl version.")
@@ -57,7 +58,7 @@ def pull(
         return
     typer.echo(result.path)
     if result.changed:
-        info(f"pulled {name}/{result.version}: {result.files} file(s), {human_bytes(result.bytes)}, verified")
+        info(f"pulled {name}/{result.version}: {plural(result.files, 'file')}, {human_bytes(result.bytes)}, verified")
     else:
         info(f"unchanged: {result.path} already holds {name}/{result.version}, verified")
 

@@ -29,7 +29,7 @@ def test_push_prints_the_version_on_stdout_and_a_note_on_stderr(cli, model, froz
     r = cli("push", "lr", str(model), "--version", "v1")
     assert r.exit_code == 0
     assert r.stdout == "v1\n"
-    assert r.stderr.startswith("pushed lr/v1: 1 file(s), 9 B, sha256:")
+    assert r.stderr.startswith("pushed lr/v1: 1 file, 9 B, sha256:")
     again = cli("push", "lr", str(model), "--version", "v1")
     assert again.stdout == "v1\n" and again.stderr.startswith("unchanged: lr/v1 already holds this content")
 
@@ -54,21 +54,14 @@ def test_list_tables_and_json(cli, model, tmp_path, frozen):
     cli("push", "bert", str(other), "--version", "b1")
     r = cli("list")
     assert r.exit_code == 0
-    assert [line.rstrip() for line in r.stdout.splitlines()] == [
-        "NAME   ALIASES     VERSIONS",
-        "───────────────────────────",
-        "bert   -           1",
-        "lr     latest=v1   1",
-    ]
+    assert r.stdout == "NAME\tALIASES\tVERSIONS\nbert\t-\t1\nlr\tlatest=v1\t1\n"  # piped: tab-separated
     assert json.loads(cli("list", "-o", "json").stdout) == {"models": [
         {"name": "bert", "aliases": {}, "versions": 1}, {"name": "lr", "aliases": {"latest": "v1"}, "versions": 1}]}
     assert cli("list", "-q").stdout == "bert\nlr\n"
     r = cli("list", "bert")
-    assert [line.rstrip() for line in r.stdout.splitlines()] == [
-        "VERSION   CREATED                SIZE      FILES   FORMAT      CREATOR    ALIASES",
-            "─" * 81,
-        "b1        2026-11-27 17:13:00Z   2.0 KiB   1       directory   ci@build",
-    ]
+    assert r.stdout == (
+        "VERSION\tCREATED\tSIZE\tFILES\tFORMAT\tALIASES\n" "b1\t2026-11-27 17:13:00Z\t2.0 KiB\t1\tdirectory\t-\n"
+    )
     doc = json.loads(cli("list", "lr", "--json").stdout)
     assert doc["name"] == "lr" and doc["aliases"] == {"latest": "v1"}
     assert doc["versions"] == [{"version": "v1", "bytes": 9, "files": 1, "created": FIXED, "creator": "ci@build",
@@ -94,8 +87,8 @@ def test_promote_rollback_history(cli, model, tmp_path, frozen, monkeypatch):
         ("latest", None, "v1", "promote"), ("latest", "v1", "v2", "promote"), ("latest", "v2", "v1", "rollback")]
     assert set(doc["history"][0]) == {"seq", "alias", "from", "to", "who", "at", "action"}
     table = cli("history", "lr").stdout.splitlines()
-    assert table[0].split() == ["SEQ", "WHEN", "ALIAS", "ACTION", "FROM", "TO", "WHO"]
-    assert len(table) == 5 and table[-1].split()[3:6] == ["latest", "rollback", "v2"]
+    assert table[0].split("\t") == ["SEQ", "WHEN", "ALIAS", "ACTION", "FROM", "TO", "WHO"]
+    assert len(table) == 4 and table[-1].split("\t")[2:6] == ["latest", "rollback", "v2", "v1"]
 
 
 def test_pull_prints_the_directory(cli, model, tmp_path):
@@ -103,7 +96,7 @@ def test_pull_prints_the_directory(cli, model, tmp_path):
     dest = tmp_path / "out"
     r = cli("pull", "lr", "-d", str(dest))
     assert (r.exit_code, r.stdout) == (0, f"{dest}\n")
-    assert r.stderr == "pulled lr/v1: 1 file(s), 9 B, verified\n"
+    assert r.stderr == "pulled lr/v1: 1 file, 9 B, verified\n"
     r = cli("pull", "lr", "v1", "-d", str(dest), "-o", "json")
     doc = json.loads(r.stdout)
     assert doc == {"name": "lr", "version": "v1", "digest": doc["digest"], "path": str(dest), "files": 1,
@@ -116,7 +109,7 @@ def test_clean_dry_run_and_json(cli, model, client):
     stage.upload("model.pkl", model)
     r = cli("clean", "--older-than", "0", "--dry-run")
     assert r.exit_code == 0 and len(r.stdout.splitlines()) == 1 and ".mdl-staging" in r.stdout
-    assert r.stderr == "would remove 1 staging path(s)\n"
+    assert r.stderr == "would remove 1 staging path\n"
     doc = json.loads(cli("clean", "--older-than", "0", "--json").stdout)
     assert doc["changed"] is True and doc["dry_run"] is False and len(doc["removed"]) == 1
     assert client.storage.list_staging() == []
@@ -133,7 +126,7 @@ def test_config_shows_values_and_origins(cli, tmp_path, monkeypatch):
     assert doc["settings"]["progress"] == {"value": "auto", "origin": "default"}
     r = cli("--storage", "file:///tmp/elsewhere", "config")
     line = next(x for x in r.stdout.splitlines() if x.startswith("storage.url"))
-    assert line.split() == ["storage.url", "file:///tmp/elsewhere", "flag"]
+    assert line == "storage.url\tfile:///tmp/elsewhere\tflag"
 
 
 def test_version_and_help():

@@ -41,7 +41,7 @@ def test_current_context_from_file(tmp_path):
     ("storage:\n  urll: x\n", "unknown configuration key 'storage.urll'"),
     ("transfer:\n  jobs: many\n", "transfer.jobs"),
     ("transfer:\n  jobs: -1\n", "must be positive"),
-    ("output: xml\n", "must be one of table, json"),
+    ("output: xml\n", "must be one of table, wide, json"),
     ("storage: file:///x\n", "storage in"),
     ("storage: file:///x\n", "must be a mapping of storage.* keys"),
     ("[1, 2]\n", "must hold a mapping"),
@@ -163,7 +163,7 @@ def test_a_file_that_is_not_utf8_is_a_config_error(tmp_path):
     ("MDL_TRANSFER_JOBS", "1000000000", "must be at most 64"),
     ("MDL_TRANSFER_JOBS", "2.5", "must be a whole number"),
     ("MDL_STORAGE_RETRIES", "nan", "must be a whole number"),
-    ("MDL_OUTPUT", "xml", "must be one of table, json"),
+    ("MDL_OUTPUT", "xml", "must be one of table, wide, json"),
     ("MDL_PROGRESS", "sometimes", "must be one of auto, always, never"),
     ("MDL_STORAGE_URL", "file:///a\tb", "must not contain control characters"),
 ])
