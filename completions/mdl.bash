@@ -1,12 +1,19 @@
-
 _mdl_completion() {
-    local IFS=$'
-'
-    COMPREPLY=( $( env COMP_WORDS="${COMP_WORDS[*]}" \
-                   COMP_CWORD=$COMP_CWORD \
-                   _MDL_COMPLETE=complete_bash $1 ) )
+    # the line itself, not COMP_WORDS: those are split at ':' and '=' too (sqlite:///x, --alias=x)
+    local line=${COMP_LINE:0:COMP_POINT}
+    local -a words found
+    read -ra words <<<"$line"
+    local cword=${#words[@]}
+    [[ $line == *[[:space:]] ]] || cword=$((cword - 1))
+    mapfile -t found < <(env COMP_WORDS="$line" COMP_CWORD="$cword" \
+        _MDL_COMPLETE=complete_bash _MDL_COMPLETE_SCRIPT=1 "$1" 2>/dev/null)
+    COMPREPLY=()
+    if [[ -z ${found[*]} ]]; then
+        compopt -o default  # mdl knows no values here (a path, say): file names
+    elif [[ ${found[0]} != *":none:" ]]; then
+        COMPREPLY=("${found[@]}")
+    fi
     return 0
 }
 
-complete -o default -F _mdl_completion mdl
-
+complete -o nosort -F _mdl_completion mdl
