@@ -9,7 +9,7 @@ Commands timed (fork to exit, round-robin so drift hits all alike): ``mdl --help
 wheel install leaves it. Then ``python -X importtime`` of
 ``mdl --help`` and the 10 imports with the largest cumulative time, as a hint for optimisation.
 
-Target: median < 150 ms for each mdl command. Exit code 0 whether or not a target is met.
+Target: median < 100 ms for each mdl command. Exit code 0 whether or not a target is met.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 
 import _benchlib as bl
 
-TARGET_MS = 150
+TARGET_MS = 100
 
 
 def importtime(py: str, mdl: str, env: dict[str, str], top: int) -> tuple[list[dict], int, int]:

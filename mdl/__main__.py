@@ -1,3 +1,5 @@
-from mdl.cli.app import app
+"""``python -m mdl``: the same as the ``mdl`` console script."""
 
-app(prog_name="mdl")
+from mdl.cli.main import main
+
+main()

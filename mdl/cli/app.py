@@ -2,6 +2,7 @@
 
 import importlib
 import os
+import re
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any
@@ -9,6 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from mdl import __version__
+from mdl.cli.args import context_option
 from mdl.cli.common import state
 from mdl.errors import EXIT_CODE_MEANINGS
 
@@ -26,11 +28,12 @@ COMMANDS = {
     "endpoints": "endpoints",
     "status": "status",
     "clean": "clean",
+    "show": "show",
+    "alias": "alias",
     "config": "config_cmd",
+    "completion": "completion_cmd",
     "dev-cluster": "dev_cluster",
 }
-# global options that take a value (the others are flags)
-_VALUED = {"--config", "--context", "--storage", "--registry"}
 
 _EPILOG = "Exit codes: " + "; ".join(f"{code} {meaning}" for code, meaning in EXIT_CODE_MEANINGS.items()) + "."
 
@@ -40,10 +43,12 @@ def _new_app() -> typer.Typer:
         name="mdl",
         help="Versioned models on HDFS (or a local directory) with pointers in ZooKeeper (or SQLite).",
         epilog=_EPILOG,
-        no_args_is_help=True,
         rich_markup_mode=None,
         pretty_exceptions_enable=False,
-        add_completion=True,
+        # Typer's --install-completion would write Typer's scripts (sorted, falling back to files):
+        # `mdl completion SHELL` prints mdl's. Answering a TAB (_MDL_COMPLETE) still needs Typer's
+        # completion classes, which only add_completion registers.
+        add_completion=bool(os.environ.get("_MDL_COMPLETE")),
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
@@ -67,9 +72,7 @@ def main(
     ] = None,
     context: Annotated[
         str | None,
-        typer.Option(
-            "--context", metavar="NAME", help="Named context from the config file ($MDL_CONTEXT).", show_default=False
-        ),
+        context_option("Named context from the config file ($MDL_CONTEXT).", show_default=False),
     ] = None,
     storage: Annotated[
         str | None,
@@ -88,7 +91,10 @@ def main(
     ] = None,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks (same as MDL_DEBUG=1).")] = False,
     version: Annotated[
-        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+        bool,
+        typer.Option(
+            "--version", metavar="VERSION", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
     ] = False,
 ) -> None:
     import gc
@@ -127,25 +133,74 @@ def _log_debug() -> Any:
 def make_app(only: str | None = None) -> typer.Typer:
     """The app with every command, or with only the command ``only`` (the same command line behaves
     the same; start-up skips importing and building the others)."""
+    from mdl.cli.examples import epilog
+
     new = _new_app()
     new.callback()(main)
     modules = [COMMANDS[only]] if only else list(dict.fromkeys(COMMANDS.values()))
     for module in modules:
         importlib.import_module(f"mdl.cli.{module}").register(new)
+    for info in new.registered_commands:
+        info.epilog = info.epilog or epilog(info.name or "")
+    for group in new.registered_groups:
+        group.epilog = group.epilog or epilog(group.name or "")
     return new
 
 
 def command_of(argv: Sequence[str]) -> str | None:
     """The command an argument list runs, if it names one after only global options."""
-    it = iter(argv)
-    for arg in it:
-        if arg in _VALUED:
-            next(it, None)
-        elif arg == "--debug" or (arg.startswith("--") and arg.split("=", 1)[0] in _VALUED):
-            continue
-        else:
-            return arg if arg in COMMANDS else None
-    return None
+    from mdl.cli.argv import command_of as find
+
+    return find(argv, COMMANDS)
+
+
+def run(argv: Sequence[str]) -> int:
+    """Run one command line; return its exit code. Typer's own usage errors are said in mdl's voice
+    (``error:``/``hint:``), global options work after the command, bare ``mdl`` shows the help."""
+    from mdl.cli.argv import first_word, normalize, suggest
+
+    args = normalize(argv, COMMANDS) or ["--help"]  # bare `mdl`: the help, exit 0 (as kubectl and gh)
+    word = first_word(args)
+    if word is not None and word not in COMMANDS and not os.environ.get("_MDL_COMPLETE"):
+        from mdl.cli.common import info
+
+        visible = [c for c in COMMANDS if c != "ls"]
+        info(f"error: unknown command {word!r}")
+        near = suggest(word, visible)
+        info(
+            f"hint: did you mean: {', '.join(f'mdl {c}' for c in near)}?"
+            if near
+            else "hint: see the commands with: mdl -h"
+        )
+        return 2
+    only = None if os.environ.get("_MDL_COMPLETE") else command_of(args)
+    try:
+        rv = make_app(only)(args=args, prog_name="mdl", standalone_mode=False)
+    except typer.Abort:
+        from mdl.cli.common import report_error
+
+        return report_error(KeyboardInterrupt())
+    except typer.TyperException as exc:  # Typer's usage errors (missing argument, bad value, ...)
+        return _usage_error(exc)
+    return rv if isinstance(rv, int) else 0
+
+
+def _usage_error(exc: typer.TyperException) -> int:
+    from mdl.cli.common import info
+
+    message = " ".join(exc.format_message().split()).rstrip(".")
+    extra = re.fullmatch(r"Got unexpected extra arguments? ?\(?s?\)? \((.*)\)", message)
+    if extra:  # Click's "argument(s) (b c)"
+        words = extra.group(1).split()
+        message = f"unexpected extra argument{'s' if len(words) > 1 else ''}: {' '.join(words)}"
+    info(f"error: {message[:1].lower() + message[1:]}")
+    ctx: Any = getattr(exc, "ctx", None)
+    if ctx is not None:
+        usage = " ".join(ctx.get_usage().split()[1:])  # "Usage: mdl promote ..." -> "mdl promote ..."
+        info(f"hint: usage: {usage} (see: {ctx.command_path} -h)")
+    else:
+        info("hint: see: mdl -h")
+    return int(getattr(exc, "exit_code", 2))
 
 
 def __getattr__(name: str) -> Any:

@@ -13,15 +13,21 @@ def main() -> NoReturn:
     # No cycle collection while the CLI's modules load (about 10 ms of start-up): imports make many
     # objects and no garbage. It is back on (``mdl.cli.app.main``) before a command runs.
     gc.disable()
-    from mdl.cli.app import command_of, make_app
+    complete = os.environ.get("_MDL_COMPLETE", "")
+    if complete.startswith("source_"):  # mdl's own scripts: see mdl.cli.completion
+        from mdl.cli.completion import script
 
-    # Build only the command being run (start-up time); completion and help need them all.
-    only = None if os.environ.get("_MDL_COMPLETE") else command_of(sys.argv[1:])
+        source = script(complete.removeprefix("source_"))
+        if source is not None:
+            sys.stdout.write(source)
+            exit_now(0)
+    from mdl.cli.app import run
+
     try:
-        make_app(only)(prog_name="mdl")
-    except SystemExit as exc:
+        code = run(sys.argv[1:])
+    except SystemExit as exc:  # completion requests end this way
         exit_now(exc.code)
-    exit_now(0)
+    exit_now(code)
 
 
 def exit_now(code: object) -> NoReturn:

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import sys
+from dataclasses import dataclass
+
 import pytest
 from typer.testing import CliRunner
 
-from mdl.cli.app import app
+from mdl.cli.app import run
 
 from ..helpers import use_backend
 
@@ -18,12 +21,27 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture
 def cli(backend_env, monkeypatch):
-    """Invoke the Typer app in-process against the test backend: cli("push", ...) -> Result."""
+    """Run a command line in-process as the ``mdl`` binary does (``mdl.cli.app.run``), against the test
+    backend: cli("push", ...) -> Outcome (stdout, stderr, exit_code)."""
     for k, v in backend_env.items():
         monkeypatch.setenv(k, v)
     runner = CliRunner()
 
-    def invoke(*args: str, env: dict | None = None):
-        return runner.invoke(app, list(args), env=env)
+    def invoke(*args: str, env: dict | None = None) -> Outcome:
+        with runner.isolation(env=env) as (out, err, _):
+            try:
+                code = run(list(args))
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else 1
+            sys.stdout.flush()
+            sys.stderr.flush()
+            return Outcome(out.getvalue().decode(), err.getvalue().decode(), code)
 
     return invoke
+
+
+@dataclass
+class Outcome:
+    stdout: str
+    stderr: str
+    exit_code: int

@@ -51,7 +51,8 @@ def test_every_command_is_registered_by_its_module():
     from mdl.cli.app import make_app
 
     for name in COMMANDS:
-        names = [c.name for c in make_app(name).registered_commands]
+        app = make_app(name)
+        names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
         assert name in names, name
 
 
