@@ -1,5 +1,5 @@
 """Publishing a push: find whether it duplicates an existing version, else stage every file, write
-the manifest last and make the version appear with one atomic step (see README, "How a version is
+the manifest last and make the version appear with one atomic step (see docs/safety.md, "How a version is
 published"). Works through :class:`~mdl.client.Client`'s public API; ``Client.push`` calls it."""
 
 from __future__ import annotations
