@@ -5,7 +5,7 @@ from typing import Annotated
 import typer
 
 from mdl.cli.args import alias_argument, name_argument
-from mdl.cli.common import JsonOpt, OutputOpt, command, help_if_bare, output_format, state
+from mdl.cli.common import JsonOpt, OutputOpt, QuietOpt, command, help_if_bare, output_format, state
 from mdl.cli.promote import report_move
 
 alias_app = typer.Typer(
@@ -33,13 +33,14 @@ def rm(
     ] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Remove an alias from a model (recorded in the history; `mdl rollback NAME -a ALIAS` restores it).
 
     Refused (exit 4) while live replicas follow the alias, unless --force; exit 3 if it is not set.
     """
     fmt = output_format(ctx, output, as_json)
-    report_move(state(ctx).client.remove_alias(name, alias, force=force), fmt)
+    report_move(state(ctx).client.remove_alias(name, alias, force=force), fmt, quiet)
 
 
 def register(app: typer.Typer) -> None:

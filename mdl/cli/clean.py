@@ -7,6 +7,7 @@ import typer
 from mdl.cli.common import (
     JsonOpt,
     OutputOpt,
+    QuietOpt,
     command,
     emit_json,
     emit_lines,
@@ -35,6 +36,7 @@ def clean(
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Show what would be removed.")] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Remove staging debris of interrupted pushes. Never touches a published version."""
     fmt = output_format(ctx, output, as_json)
@@ -49,6 +51,8 @@ def clean(
         )
         return
     emit_lines([e.path for e in entries])
+    if quiet:
+        return
     verb = "would remove" if dry_run else "removed"
     info(f"{verb} {plural(len(entries), 'staging path')}")
 

@@ -6,7 +6,19 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from mdl.cli.args import NameArg, version_argument
-from mdl.cli.common import AliasOpt, JsonOpt, OutputOpt, command, emit_json, finite, info, output_format, state
+from mdl.cli.common import (
+    AliasOpt,
+    JsonOpt,
+    OutputOpt,
+    QuietOpt,
+    command,
+    emit_json,
+    emit_lines,
+    finite,
+    info,
+    output_format,
+    state,
+)
 from mdl.errors import ExitCode, InvalidInput, MdlError, NotFound, RolloutFailed, Timeout
 
 if TYPE_CHECKING:
@@ -20,10 +32,13 @@ class Interrupted(MdlError):
     exit_code = ExitCode.INTERRUPTED
 
 
-def report_move(move: "MoveResult", fmt: str) -> None:
-    """Shared by promote, rollback and alias rm: JSON on stdout (``fmt`` json), or one human line on stderr."""
+def report_move(move: "MoveResult", fmt: str, quiet: bool = False) -> None:
+    """Shared by promote, rollback and alias rm: JSON on stdout (``fmt`` json), one human line on
+    stderr, or (``quiet``) the version the alias points at now on stdout (nothing once removed)."""
     if fmt == "json":
         emit_json(move.to_dict())
+    elif quiet:
+        emit_lines([move.version] if move.version else [])
     elif move.action == "remove":
         info(f"removed {move.name}:{move.alias} (was {move.previous})")
     elif move.changed:
@@ -85,6 +100,7 @@ def promote(
     ] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Point an alias (default: latest) at a complete version.
 
@@ -105,17 +121,17 @@ def promote(
     fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
     move = client.promote(name, version, alias=alias, expect=expect)
-    report_move(move, fmt)
+    report_move(move, fmt, quiet)
     if wait:
-        _wait(client, move, 300.0 if timeout is None else timeout, min_ready, rollback_on_failure)
+        _wait(client, move, 300.0 if timeout is None else timeout, min_ready, rollback_on_failure, quiet)
 
 
 class _ProgressLine:
     """ "n of m ready" on stderr: one line rewritten in place on a terminal, else a line per change."""
 
-    def __init__(self, name: str, version: str, alias: str, min_ready: int | None) -> None:
-        self.what, self.alias, self.min_ready = f"{name}/{version}", alias, min_ready
-        self.live = sys.stderr.isatty()
+    def __init__(self, name: str, version: str, alias: str, min_ready: int | None, silent: bool = False) -> None:
+        self.what, self.alias, self.min_ready, self.silent = f"{name}/{version}", alias, min_ready, silent
+        self.live = sys.stderr.isatty() and not silent
         self.last: RolloutProgress | None = None
 
     def text(self) -> str:
@@ -129,6 +145,8 @@ class _ProgressLine:
 
     def __call__(self, progress: "RolloutProgress") -> None:
         self.last = progress
+        if self.silent:
+            return
         if self.live:
             sys.stderr.write(f"\r\x1b[K{self.text()}")
             sys.stderr.flush()
@@ -141,13 +159,15 @@ class _ProgressLine:
             sys.stderr.flush()
 
 
-def _wait(client: "Client", move: "MoveResult", timeout: float, min_ready: int | None, roll_back: bool) -> None:
+def _wait(
+    client: "Client", move: "MoveResult", timeout: float, min_ready: int | None, roll_back: bool, quiet: bool
+) -> None:
     """Wait for the replicas following the alias; every outcome says where the alias points now, and
-    no hint suggests what already happened."""
+    no hint suggests what already happened (``quiet``: no progress, and success says nothing)."""
     from mdl.fleet import Fleet, plural
 
     name, alias, version = move.name, move.alias, str(move.version)
-    progress = _ProgressLine(name, version, alias, min_ready)
+    progress = _ProgressLine(name, version, alias, min_ready, silent=quiet)
     undo = f"undo the promotion with: mdl rollback {name} --alias {alias}"
     try:
         try:
@@ -168,7 +188,8 @@ def _wait(client: "Client", move: "MoveResult", timeout: float, min_ready: int |
             f"interrupted with {progress.text()}; {_points_now(client, move)}",
             hint=f"see the fleet with: mdl status {name}" + (f"; {undo}" if move.changed and move.previous else ""),
         ) from None
-    info(f"{plural(len(ready), 'replica')} ready on {name}/{version}; {name}:{alias} points at {version}")
+    if not quiet:
+        info(f"{plural(len(ready), 'replica')} ready on {name}/{version}; {name}:{alias} points at {version}")
 
 
 def _after_failure(client: "Client", move: "MoveResult", exc: RolloutFailed, roll_back: bool) -> RolloutFailed:

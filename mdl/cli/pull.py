@@ -10,6 +10,7 @@ from mdl.cli.common import (
     JsonOpt,
     NoProgressOpt,
     OutputOpt,
+    QuietOpt,
     command,
     emit_json,
     human_bytes,
@@ -41,6 +42,7 @@ def pull(
     no_progress: NoProgressOpt = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Download a version into a directory, verify every sha256, then move it into place.
 
@@ -57,6 +59,8 @@ def pull(
         emit_json(result.to_dict())
         return
     typer.echo(result.path)
+    if quiet:
+        return
     if result.changed:
         info(f"pulled {name}/{result.version}: {plural(result.files, 'file')}, {human_bytes(result.bytes)}, verified")
     else:

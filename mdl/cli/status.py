@@ -7,9 +7,11 @@ from mdl.cli.common import (
     Column,
     JsonOpt,
     OutputOpt,
+    QuietOpt,
     age,
     command,
     emit_json,
+    emit_lines,
     info,
     output_format,
     print_table,
@@ -38,6 +40,7 @@ def status(
     name: NameArg,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
+    quiet: QuietOpt = False,
 ) -> None:
     """Show the fleet: watchers and servers, their state and loaded version, counts per version.
 
@@ -49,6 +52,9 @@ def status(
     report = Fleet(state(ctx).client).status(name)
     if fmt == "json":
         emit_json(report.to_dict())
+        return
+    if quiet:
+        emit_lines([r.id for r in report.replicas])
         return
     if not report.replicas:
         info(f"no live replicas of {name}")

@@ -64,3 +64,46 @@ def test_every_command_help_has_examples_and_one_metavar_style(run_mdl, command)
     assert f"mdl {command}" in example_lines
     # placeholders are upper-case words: no Typer <str> / <int range> mixed in
     assert not re.search(r"<[a-z ]+>", out), out
+
+
+def test_quiet_prints_identifiers_only(cli, client, tmp_path):
+    model = tmp_path / "m.pkl"
+    model.write_bytes(b"\x80\x04one")
+    assert cli("push", "lr", str(model), "--version", "v1", "--promote", "-q").stdout == "v1\n"
+    model.write_bytes(b"\x80\x04two")
+    assert cli("push", "lr", str(model), "--version", "v2", "-q").stdout == "v2\n"
+    outcomes = [
+        (["promote", "lr", "v2", "-q"], "v2\n"),
+        (["promote", "lr", "v2", "--alias", "canary", "-q"], "v2\n"),
+        (["rollback", "lr", "-q"], "v1\n"),
+        (["alias", "rm", "lr", "canary", "-q"], ""),
+        (["pull", "lr", "-d", str(tmp_path / "out"), "-q"], f"{tmp_path / 'out'}\n"),
+        (["clean", "-q"], ""),
+    ]
+    for argv, stdout in outcomes:
+        r = cli(*argv)
+        assert (r.exit_code, r.stdout, r.stderr) == (0, stdout, ""), argv
+    handle = client.register_replica("lr", "host-a-1", {"kind": "watch", "state": "ready", "loaded": "v1"})
+    try:
+        r = cli("status", "lr", "-q")
+    finally:
+        handle.close()
+    assert (r.exit_code, r.stdout, r.stderr) == (0, "host-a-1\n", "")
+
+
+def test_a_registry_that_does_not_answer_is_announced_after_a_second(run_mdl):
+    """ZooKeeper down: a 'connecting to ...' note after ~1 s, then one error naming the operation."""
+    import socket
+    import time
+
+    with socket.socket() as s:  # a port where nothing listens
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    start = time.monotonic()
+    r = run_mdl("promote", "lr", "v1", env={"MDL_REGISTRY_URL": f"zk://127.0.0.1:{port}/mdl",
+                                           "MDL_REGISTRY_TIMEOUT": "3"})
+    code, out, err = text(r)
+    lines = err.splitlines()
+    assert code == 6 and out == "" and time.monotonic() - start < 20, err
+    assert lines[0] == f"connecting to ZooKeeper at 127.0.0.1:{port} …", lines
+    assert lines[1].startswith("error: promote lr/v1: registry unreachable: ") and lines[2].startswith("hint: ")

@@ -75,7 +75,9 @@ def test_all_zookeeper_servers_down_is_exit_6_and_nothing_moves(pushed, run_mdl,
             r = run_mdl(*argv)
             assert r.returncode == 6, (argv, r.stderr)
             assert time.monotonic() - started < float(backend_env["MDL_REGISTRY_TIMEOUT"]) + 10
-            assert r.stderr.decode().startswith("error: ") and b"Traceback" not in r.stderr
+            lines = r.stderr.decode().splitlines()  # the note a person waiting sees, then one error and a hint
+            assert lines[0].startswith("connecting to ZooKeeper at ") and lines[1].startswith("error: "), lines
+            assert len(lines) == 3 and lines[2].startswith("hint: ") and b"Traceback" not in r.stderr
     finally:
         devcluster.start_zk_all()
     doc = json.loads(run_mdl("history", "bert", "-o", "json", check=True).stdout)
