@@ -1,5 +1,6 @@
-"""Hadoop's own shell (``hadoop fs``: org.apache.hadoop.fs.FsShell) against the cluster, with the
-client configuration it needs under conf/ (log4j-client.properties, client/*-site.xml)."""
+"""Hadoop's own shell (``hadoop fs``: org.apache.hadoop.fs.FsShell) and admin tool (``hdfs dfsadmin``:
+org.apache.hadoop.hdfs.tools.DFSAdmin) against the cluster, with the client configuration they need
+under conf/ (log4j-client.properties, client/*-site.xml)."""
 
 from __future__ import annotations
 
@@ -80,12 +81,45 @@ class FsShell:
         check: bool = False,
     ) -> subprocess.CompletedProcess:
         """FsShell ``args`` with ``hdfs_cp`` (the minicluster's classpath); see DevCluster.fs_shell."""
+        return self._java_tool(
+            "org.apache.hadoop.fs.FsShell", java, hdfs_cp, args, user=user, input=input, timeout=timeout, check=check
+        )
+
+    def dfsadmin(
+        self, java: str, hdfs_cp: str, *args: str, timeout: float = 120.0, check: bool = False
+    ) -> subprocess.CompletedProcess:
+        """DFSAdmin ``args`` (``-setSpaceQuota 10m /path``...) as the superuser; see DevCluster.dfsadmin."""
+        return self._java_tool(
+            "org.apache.hadoop.hdfs.tools.DFSAdmin",
+            java,
+            hdfs_cp,
+            args,
+            user=None,
+            input=None,
+            timeout=timeout,
+            check=check,
+        )
+
+    def _java_tool(
+        self,
+        main_class: str,
+        java: str,
+        hdfs_cp: str,
+        args: tuple[str, ...],
+        *,
+        user: str | None,
+        input: bytes | None,
+        timeout: float,
+        check: bool,
+    ) -> subprocess.CompletedProcess:
+        """One of Hadoop's command-line tools (a ``Tool``: it takes ``-fs``) with the client configuration."""
+        tool = main_class.rsplit(".", 1)[1]
         self.write_confs()
         env = java_env()
         krb_flags = []
         if self._settings.secure:
             if user not in (None, SECURE_SUPERUSER, "client"):
-                raise DevClusterUsageError(f"secure mode: FsShell runs as {SECURE_SUPERUSER} or client, not {user}")
+                raise DevClusterUsageError(f"secure mode: {tool} runs as {SECURE_SUPERUSER} or client, not {user}")
             principal = CLIENT_PRINCIPAL if user == "client" else HDFS_PRINCIPAL
             env["KRB5CCNAME"] = self._kerberos.ccache("krb5cc_fs_" + (user or SECURE_SUPERUSER))
             self._kerberos.kinit(env["KRB5CCNAME"], principal=principal)
@@ -101,7 +135,7 @@ class FsShell:
             f"-Dlog4j.configuration=file:{conf / 'log4j-client.properties'}",
             "-cp",
             f"{conf / 'client'}{os.pathsep}{hdfs_cp}",
-            "org.apache.hadoop.fs.FsShell",
+            main_class,
             "-fs",
             self._hdfs.client_uri(self._settings.ports),
             *args,
@@ -113,4 +147,4 @@ class FsShell:
                 cmd, input=input, capture_output=True, env=env, timeout=timeout, check=check, cwd=self._layout.root
             )
         except subprocess.TimeoutExpired:
-            raise DevClusterTimeout(f"FsShell {' '.join(args)} took over {timeout} s") from None
+            raise DevClusterTimeout(f"{tool} {' '.join(args)} took over {timeout} s") from None

@@ -421,6 +421,13 @@ class DevCluster:
         cps, _, _ = self.classpaths(allow_resolve=False)
         return self._fsshell.run(java, cps["hdfs"], *args, user=user, input=input, timeout=timeout, check=check)
 
+    def dfsadmin(self, *args: str, timeout: float = 120.0, check: bool = False) -> subprocess.CompletedProcess:
+        """Run ``hdfs dfsadmin`` (org.apache.hadoop.hdfs.tools.DFSAdmin) as the superuser, e.g.
+        ``dfsadmin("-setSpaceQuota", "10m", "/path")``; a CompletedProcess like :meth:`fs_shell`'s."""
+        java = self.java()
+        cps, _, _ = self.classpaths(allow_resolve=False)
+        return self._fsshell.dfsadmin(java, cps["hdfs"], *args, timeout=timeout, check=check)
+
 
 def _check_dn(i: int) -> None:
     if not 0 <= i < NUM_DATANODES:

@@ -1,7 +1,8 @@
 """The storage contract: an immutable tree ``<root>/<name>/<version>/<files>``.
 
 A version becomes visible in one atomic step (``Stage.publish``) after its files and, last, its
-manifest were written under a hidden staging path. Every backend implements this contract and the
+manifest were written under a hidden staging path; it vanishes in one atomic step too
+(``Storage.hide_version``) before its bytes are purged. Every backend implements this contract and the
 suite in ``tests/contract`` proves it for each.
 """
 
@@ -21,6 +22,9 @@ from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, FileEntry, Manifest
 from mdl.names import validate_version
 
 STAGING_DIR = ".mdl-staging"  # per model: <root>/<name>/.mdl-staging/<version>.<pid>.<token>
+DELETING_DIR = ".mdl-deleting"  # per model: <root>/<name>/.mdl-deleting/<version>.<token>
+#: what listings of models and versions pass over without a word: mdl's own hidden directories
+OWN_DIRS = frozenset({STAGING_DIR, DELETING_DIR})
 OnBytes = Callable[[int], None]
 TREE_HINT = "the stored tree was changed behind mdl's back"
 
@@ -60,6 +64,29 @@ def is_staging_name(entry: str) -> bool:
         and pid.isdigit()
         and len(token) == 8
         and all(c in "0123456789abcdef" for c in token)
+    )
+
+
+def hidden_name(version: str) -> str:
+    """The name a version is hidden under while it is deleted: ``<version>.<8 hex digits>``."""
+    return f"{version}.{secrets.token_hex(4)}"
+
+
+def hidden_version(entry: str) -> str | None:
+    """The version an entry of a :data:`DELETING_DIR` hides (named by :func:`hidden_name`), or None if
+    ``entry`` is not such a name (not mdl's: never purged)."""
+    version, dot, token = entry.rpartition(".")
+    if not dot or len(token) != 8 or not all(c in "0123456789abcdef" for c in token):
+        return None
+    return version if invalid_name(version, validate_version) is None else None
+
+
+def version_gone(name: str, version: str, url: str) -> NotFound:
+    """A file of a version could not be read because the version itself is gone from the storage at
+    ``url`` (deleted meanwhile)."""
+    return NotFound(
+        f"version {name}/{version} no longer exists in {url} (deleted while being read?)",
+        hint=f"see the versions with: mdl list {name}",
     )
 
 
@@ -183,6 +210,26 @@ class Storage(ABC):
     def remove_staging(self, entry: StagingEntry) -> None:
         """Remove one staging directory; InvalidInput for a path that is not one, and never anything
         reached through a symlink."""
+
+    @abstractmethod
+    def hide_version(self, name: str, version: str) -> str | None:
+        """Hide a published version in one atomic rename to ``<name>/.mdl-deleting/<version>.<token>``
+        (readers see it vanish at once); the hidden path, or None if there is no such version
+        directory. Only a real directory is moved (Escape for a symlink or a file)."""
+
+    @abstractmethod
+    def list_hidden(self, name: str) -> list[str]:
+        """The entries (names, sorted) of ``name``'s :data:`DELETING_DIR` named by :func:`hidden_name`:
+        versions hidden by deletes, purged or not yet; anything else there is skipped (logged)."""
+
+    @abstractmethod
+    def purge_hidden(self, name: str, entry: str, *, trash: bool = False) -> None:
+        """Delete the hidden ``entry`` of ``name`` recursively (idempotent), or with ``trash`` move it
+        into the user's trash where the storage has one (:attr:`has_trash`; InvalidInput where not).
+        Never removes anything but that entry of the model's :data:`DELETING_DIR`."""
+
+    #: whether :meth:`purge_hidden` can move versions into a trash (HDFS) instead of deleting them
+    has_trash: bool = False
 
     def close(self) -> None:
         """Release connections."""

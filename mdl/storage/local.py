@@ -21,12 +21,16 @@ from mdl.errors import ConfigError, Escape, InvalidInput, MdlError, NotFound, Pe
 from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, Manifest
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import (
+    DELETING_DIR,
+    OWN_DIRS,
     STAGING_DIR,
     TREE_HINT,
     OnBytes,
     Stage,
     StagingEntry,
     Storage,
+    hidden_name,
+    hidden_version,
     invalid_name,
     is_staging_name,
     open_source,
@@ -34,6 +38,7 @@ from mdl.storage.base import (
     staging_name,
     stored_rel,
     too_large,
+    version_gone,
 )
 
 _URL_HINT = "use file:///absolute/path"
@@ -215,7 +220,7 @@ class LocalStorage(Storage):
             raise PermissionDenied(f"cannot read directory {str(where)!r}: permission denied") from None
         out = []
         for e in entries:
-            if e.name == STAGING_DIR:
+            if e.name in OWN_DIRS:
                 continue  # ours, never a model or a version
             why = invalid_name(e.name, validate)
             if why is None:
@@ -285,7 +290,23 @@ class LocalStorage(Storage):
         return data
 
     def open(self, name: str, version: str, rel: str) -> BinaryIO:
-        return self._open(name, version, rel)
+        try:
+            return self._open(name, version, rel)
+        except NotFound:
+            if not self._has_version(name, version):  # hidden by a delete since the manifest was read
+                raise version_gone(name, version, self.url) from None
+            raise
+
+    def _has_version(self, name: str, version: str) -> bool:
+        fd = self._model_fd(name)
+        if fd is None:
+            return False
+        try:
+            return stat.S_ISDIR(os.stat(version, dir_fd=fd, follow_symlinks=False).st_mode)
+        except OSError:
+            return False
+        finally:
+            os.close(fd)
 
     # -- writes ---------------------------------------------------------------------------------
 
@@ -344,3 +365,139 @@ class LocalStorage(Storage):
                 f"{entry.path!r} is not a real directory under {str(self.root)!r}: refusing to remove it",
                 hint=TREE_HINT,
             )
+
+    # -- deletes: one rename out of sight, then removal inside <name>/.mdl-deleting only ---------
+
+    def _model_fd(self, name: str) -> int | None:
+        root_fd = self._open_root()
+        if root_fd is None:
+            return None
+        try:
+            return self._open_model(root_fd, name)
+        finally:
+            os.close(root_fd)
+
+    def _deleting_fd(self, model_fd: int, name: str, *, create: bool) -> int | None:
+        """The model's DELETING_DIR, a real directory (created if ``create``), or None if absent;
+        Escape if a symlink or a file stands in its place."""
+        where = self.root / name / DELETING_DIR
+        if create:
+            try:
+                os.mkdir(DELETING_DIR, dir_fd=model_fd)
+            except FileExistsError:
+                pass
+        try:
+            return os.open(DELETING_DIR, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=model_fd)
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                raise Escape(
+                    f"{str(where)!r} is a symlink or not a directory: refusing to use it", hint=TREE_HINT
+                ) from None
+            raise _fs_error(exc, where) from None
+
+    def hide_version(self, name: str, version: str) -> str | None:
+        validate_name(name)
+        validate_version(version)
+        fd = self._model_fd(name)
+        if fd is None:
+            return None
+        entry = hidden_name(version)
+        try:
+            try:
+                st = os.stat(version, dir_fd=fd, follow_symlinks=False)
+            except FileNotFoundError:
+                return None
+            if not stat.S_ISDIR(st.st_mode):
+                raise Escape(
+                    f"{name}/{version} in {self.url} is not a real directory (a symlink or a file): "
+                    "refusing to delete it",
+                    hint=TREE_HINT,
+                )
+            dfd = self._deleting_fd(fd, name, create=True)
+            assert dfd is not None
+            try:
+                # Both ends through descriptors: no symlink planted meanwhile is followed. rename(2)
+                # moves the entry itself, never what a symlink that replaced it points at.
+                os.rename(version, entry, src_dir_fd=fd, dst_dir_fd=dfd)
+            except FileNotFoundError:
+                return None  # hidden by another delete meanwhile
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            raise _fs_error(exc, self.root / name / version) from None
+        finally:
+            os.close(fd)
+        return str(self.root / name / DELETING_DIR / entry)
+
+    def list_hidden(self, name: str) -> list[str]:
+        validate_name(name)
+        fd = self._model_fd(name)
+        if fd is None:
+            return []
+        where = self.root / name / DELETING_DIR
+        try:
+            try:
+                dfd = self._deleting_fd(fd, name, create=False)
+            except Escape:
+                skip_foreign(DELETING_DIR, str(self.root / name), "not a real directory (a file or a symlink)")
+                return []
+        finally:
+            os.close(fd)
+        if dfd is None:
+            return []
+        try:
+            entries = _scan(dfd)
+        except OSError as exc:
+            raise _fs_error(exc, where) from None
+        finally:
+            os.close(dfd)
+        out = []
+        for e in entries:
+            if hidden_version(e.name) is None:
+                skip_foreign(e.name, str(where), "not a version hidden by mdl")
+                continue
+            out.append(e.name)
+        return sorted(out)
+
+    def purge_hidden(self, name: str, entry: str, *, trash: bool = False) -> None:
+        if trash:
+            raise InvalidInput(f"--trash is for HDFS: {self.url} has no trash", hint="delete without --trash")
+        validate_name(name)
+        if hidden_version(entry) is None:
+            raise InvalidInput(f"{entry!r} is not a version hidden by mdl")  # never delete anything else
+        path = self.root / name / DELETING_DIR / entry
+        fd = self._model_fd(name)
+        if fd is None:
+            return
+        try:
+            dfd = self._deleting_fd(fd, name, create=False)
+        finally:
+            os.close(fd)
+        if dfd is None:
+            return
+        try:
+            try:
+                st = os.stat(entry, dir_fd=dfd, follow_symlinks=False)
+            except FileNotFoundError:
+                return
+            if not stat.S_ISDIR(st.st_mode):
+                os.unlink(entry, dir_fd=dfd)  # a symlink or file hidden in a race: unlink never follows
+                return
+        except OSError as exc:
+            raise _fs_error(exc, path) from None
+        finally:
+            os.close(dfd)
+        # remove_tree walks from the root through descriptors again, never through a symlink.
+        safefs.remove_tree(path, self.root)
+        if os.path.lexists(path):
+            raise MdlError(
+                f"could not remove all of {str(path)!r}", hint="check its permissions, then run mdl gc again"
+            )
+
+
+def _fs_error(exc: OSError, path: Path) -> MdlError:
+    if isinstance(exc, PermissionError):
+        return PermissionDenied(f"cannot change {str(path)!r}: permission denied")
+    return MdlError(f"cannot change {str(path)!r}: {exc.strerror or exc}")

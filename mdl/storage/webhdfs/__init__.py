@@ -5,6 +5,7 @@ Layout (``storage.root``, default ``/models``)::
     <root>/<name>/<version>/<files>                    published, immutable
     <root>/<name>/<version>/.mdl-manifest.json         written last, before the claim
     <root>/<name>/.mdl-staging/<version>.<pid>.<token>/ a push in progress (private to that push)
+    <root>/<name>/.mdl-deleting/<version>.<token>/      a version being deleted (hidden by one rename)
 
 How a version is claimed atomically
 -----------------------------------
@@ -39,6 +40,13 @@ downloaded in one stream, received straight into a reused buffer, hashed and wri
 only adds hand-offs; parallelism comes from transferring files concurrently (``-j``). After a
 DataNode fails to answer, the next attempt passes ``excludedatanodes=<ip>:<xferPort>`` (the NameNode
 wants the transfer address, learnt from the NameNode's JMX ``LiveNodes`` or ``GET_BLOCK_LOCATIONS``).
+
+A delete hides the version with one ``rename2`` into ``.mdl-deleting`` (readers see it vanish at once;
+a read that reaches the NameNode afterwards gets ``NotFound``), then deletes it recursively (``DELETE``) or,
+with the trash, renames it to ``<trash root>/Current/<its original path>`` (``GETTRASHROOT``:
+``/user/<user>/.Trash``), a millisecond timestamp appended if that is taken, as Hadoop's shell does.
+A quota a write would exceed (``DSQuotaExceededException``, ``NSQuotaExceededException``), whether the
+NameNode or the DataNode reports it, is one error naming the quota and the directory.
 
 Only idempotent steps (status, listing, reads, staging-file rewrites, ``MKDIRS``, ``DELETE`` of staging)
 are retried, with exponential backoff and jitter, at most ``storage.retries`` times and within

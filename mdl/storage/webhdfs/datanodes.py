@@ -22,7 +22,7 @@ from mdl.errors import (
     Unavailable,
 )
 from mdl.storage.http import HttpError, Response, release
-from mdl.storage.webhdfs.protocol import DATANODE_HINT, FINAL_EXCEPTIONS, hostport, remote_error
+from mdl.storage.webhdfs.protocol import DATANODE_HINT, FINAL_EXCEPTIONS, QUOTA_EXCEPTIONS, hostport, remote_error
 
 if TYPE_CHECKING:
     from mdl.storage.webhdfs.session import WebHdfsSession
@@ -133,7 +133,7 @@ class DataNodes:
         if e.remote is not None:
             status, exc_name, msg = e.remote
             err = self._session.error(status, exc_name, msg, "CREATE" if verb == "write" else "OPEN", path, what)
-            if not isinstance(err, (PermissionDenied, NotFound, Conflict)):
+            if not isinstance(err, (PermissionDenied, NotFound, Conflict)) and exc_name not in QUOTA_EXCEPTIONS:
                 err = MdlError(
                     f"HDFS DataNode {e.address} failed to {verb} {what or path}: "
                     f"{exc_name + ': ' if exc_name else ''}{msg} ({attempts} attempt(s))"

@@ -5,10 +5,11 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 from typing import Any
 from urllib.parse import urlparse
 
-from mdl.errors import ConfigError
+from mdl.errors import ConfigError, MdlError
 from mdl.storage.http import Response, text
 from mdl.storage.webhdfs import hadoop_conf
 
@@ -36,12 +37,22 @@ FINAL_EXCEPTIONS = frozenset(
         "NSQuotaExceededException",
         "DSQuotaExceededException",
         "QuotaExceededException",
+        "QuotaByStorageTypeExceededException",
         "InvalidPathException",
         "IllegalArgumentException",
         "UnsupportedOperationException",
         "PathIsNotEmptyDirectoryException",
         "UnresolvedPathException",
         "SnapshotAccessControlException",
+    }
+)
+#: RemoteExceptions of a quota the write would exceed (mapped to one clear error naming the quota)
+QUOTA_EXCEPTIONS = frozenset(
+    {
+        "DSQuotaExceededException",
+        "NSQuotaExceededException",
+        "QuotaByStorageTypeExceededException",
+        "QuotaExceededException",
     }
 )
 #: what an operation does to a path, for "may not <verb> <path>"
@@ -71,6 +82,22 @@ def remote_error(resp: Response) -> tuple[str | None, str]:
         return doc.get("exception") or None, one_line(msg[0] if msg else "")
     except (ValueError, KeyError, TypeError, AttributeError):
         return None, one_line(f"HTTP {resp.status} {resp.reason or ''} {text(resp)}".strip())
+
+
+def quota_error(exc_name: str, msg: str, what: str) -> MdlError:
+    """The error of a write (of ``what``) that a directory's quota refused, naming the quota and the
+    directory as the NameNode's message does ("The DiskSpace quota of /models/lr is exceeded: ...")."""
+    found = re.search(r"(?:of (?:directory )?|on path : )(/\S*) is exceeded[:.]?\s*(.*)", msg)
+    where, detail = (found.group(1), found.group(2)) if found else (None, msg)
+    if exc_name == "NSQuotaExceededException":
+        kind, raise_it = "namespace quota (number of files and directories)", "hdfs dfsadmin -setQuota"
+    else:
+        kind, raise_it = "space quota", "hdfs dfsadmin -setSpaceQuota"
+    of = f" of {where}" if where else ""
+    return MdlError(
+        f"the HDFS {kind}{of} is exceeded: cannot write {what}" + (f" ({detail})" if detail else ""),
+        hint=f"free space with mdl gc, or raise the quota ({raise_it})",
+    )
 
 
 def hostport(url: str) -> str:

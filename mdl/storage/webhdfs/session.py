@@ -23,10 +23,12 @@ from mdl.storage.webhdfs.download import WebHdfsReader
 from mdl.storage.webhdfs.protocol import (
     FINAL_EXCEPTIONS,
     NAMENODE_HINT,
+    QUOTA_EXCEPTIONS,
     VERBS,
     WEBHDFS_PREFIX,
     one_line,
     os_user,
+    quota_error,
     remote_error,
 )
 from mdl.storage.webhdfs.tokens import DelegationToken
@@ -284,8 +286,8 @@ class WebHdfsSession:
             err = NotFound(f"{what or path} does not exist in {self.url}")
         elif exc_name == "FileAlreadyExistsException":
             err = Conflict(f"{what or path} already exists in {self.url}")
-        elif exc_name in ("NSQuotaExceededException", "DSQuotaExceededException", "QuotaExceededException"):
-            err = MdlError(f"HDFS quota exceeded writing {path}: {msg}", hint="free space or ask for a larger quota")
+        elif exc_name in QUOTA_EXCEPTIONS:
+            err = quota_error(exc_name, msg, what or path)
         else:
             label = f"{exc_name}: " if exc_name else ""
             err = MdlError(f"HDFS {op} {path} failed: {label}{msg}")
@@ -368,6 +370,44 @@ class WebHdfsSession:
         """``DELETE`` ``path`` recursively; whether something was deleted."""
         resp = self.namenode("DELETE", path, "DELETE", recursive="true")
         return bool(self.json(resp, "DELETE", path).get("boolean"))
+
+    def rename(self, src: str, dst: str, what: str | None = None) -> bool:
+        """``rename2`` ``src`` to ``dst``, never over or into an existing ``dst`` (Conflict if it exists).
+        True once moved, False if ``src`` does not exist. Not idempotent, so never sent twice blindly:
+        after a lost answer the outcome is read back (``dst`` should be a fresh name of the caller's)."""
+        attempt = 0
+        while True:
+            try:
+                self.namenode("PUT", src, "RENAME", idempotent=False, destination=dst, renameoptions="NONE", what=what)
+                return True
+            except NotFound:
+                if self.exists(src):  # the destination's parent is missing, not the source
+                    raise
+                return False
+            except LostAnswer as lost:
+                if not self.exists(src):
+                    return self.exists(dst)
+                attempt += 1
+                if attempt > self.retries:
+                    raise Unavailable(
+                        f"could not move {what or src}: the NameNode {lost.base} did not answer ({lost.detail})",
+                        hint=NAMENODE_HINT,
+                    ) from None
+                self.backoff.sleep(attempt)
+
+    def trash_root(self, path: str) -> str:
+        """The HDFS user's trash directory for ``path`` (``GETTRASHROOT``: ``/user/<user>/.Trash``, or
+        an encryption zone's own); from ``GETHOMEDIRECTORY`` on a server without that operation."""
+        try:
+            return str(self.json(self.namenode("GET", path, "GETTRASHROOT"), "GETTRASHROOT", path)["Path"])
+        except MdlError as exc:
+            if getattr(exc, "remote_exception", None) not in (
+                "IllegalArgumentException",
+                "UnsupportedOperationException",
+            ):
+                raise
+        home = self.json(self.namenode("GET", "/", "GETHOMEDIRECTORY"), "GETHOMEDIRECTORY", "/")["Path"]
+        return str(home).rstrip("/") + "/.Trash"
 
     def mkdirs(self, path: str) -> None:
         resp = self.namenode("PUT", path, "MKDIRS")

@@ -9,19 +9,25 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Generic, TypeVar, cast, overload
 
-from mdl.errors import ConfigError, IntegrityError, InvalidInput, MdlError, NotFound
+from mdl.errors import ConfigError, Conflict, IntegrityError, InvalidInput, MdlError, NotFound
 from mdl.manifest import MANIFEST_MAX, FileEntry
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import (
+    DELETING_DIR,
+    OWN_DIRS,
     STAGING_DIR,
+    TREE_HINT,
     OnBytes,
     StagingEntry,
     Storage,
+    hidden_name,
+    hidden_version,
     invalid_name,
     is_staging_name,
     skip_foreign,
     stored_rel,
     too_large,
+    version_gone,
 )
 from mdl.storage.webhdfs.check import CheckResult, check
 from mdl.storage.webhdfs.download import download
@@ -75,6 +81,8 @@ class WebHdfsStorage(Storage):
     #: over the file). 1: one stream per file, hashed as it arrives (fastest unless one DataNode stream
     #: is slower than the disk and the hashing).
     max_parts: int = 1
+    #: deleted versions can go to the HDFS user's trash (``purge_hidden(..., trash=True)``)
+    has_trash = True
 
     def __init__(
         self,
@@ -154,7 +162,7 @@ class WebHdfsStorage(Storage):
         out = []
         for st in self.session.listing(path) or []:
             entry = st.get("pathSuffix")
-            if not isinstance(entry, str) or not entry or entry == STAGING_DIR:
+            if not isinstance(entry, str) or not entry or entry in OWN_DIRS:
                 continue
             why = invalid_name(entry, validate)
             if why is None and st.get("type") != "DIRECTORY":
@@ -184,8 +192,20 @@ class WebHdfsStorage(Storage):
 
     def open(self, name: str, version: str, rel: str) -> BinaryIO:
         path, what = self._file(name, version, rel)
-        reader = self.session.reader(path, 0, self.session.file_length(path, what), what)
+        try:
+            length = self.session.file_length(path, what)
+        except NotFound:
+            if not self._has_version(name, version):  # hidden by a delete since the manifest was read
+                raise version_gone(name, version, self.url) from None
+            raise
+        reader = self.session.reader(path, 0, length, what)
         return cast(BinaryIO, reader)  # a WebHdfsReader: binary, read-only, unbuffered
+
+    def _has_version(self, name: str, version: str) -> bool:
+        try:
+            return self.session.status(self._path(name, version)).get("type") == "DIRECTORY"
+        except NotFound:
+            return False
 
     def stage(self, name: str, version: str) -> WebHdfsStage:
         validate_name(name)
@@ -245,6 +265,14 @@ class WebHdfsStorage(Storage):
 
     def download(self, name: str, version: str, entry: FileEntry, dest: Path, on_bytes: OnBytes | None = None) -> str:
         """Copy one file to ``dest``, hashing it on the way. Returns the sha256 of ``dest``."""
+        try:
+            return self._download(name, version, entry, dest, on_bytes)
+        except NotFound:
+            if not self._has_version(name, version):  # hidden by a delete while it was read
+                raise version_gone(name, version, self.url) from None
+            raise
+
+    def _download(self, name: str, version: str, entry: FileEntry, dest: Path, on_bytes: OnBytes | None) -> str:
         path, what = self._file(name, version, entry.path)
         try:
             return download(
@@ -261,6 +289,68 @@ class WebHdfsStorage(Storage):
                     hint="the stored copy is corrupt: push the version again or pull another one",
                 ) from None
             raise
+
+    # -- deletes: one rename out of sight, then DELETE (or a move into the trash) --------------------
+
+    def hide_version(self, name: str, version: str) -> str | None:
+        validate_name(name)
+        validate_version(version)
+        src = self._path(name, version)
+        try:
+            st = self.session.status(src)
+        except NotFound:
+            return None
+        if st.get("type") != "DIRECTORY":
+            raise IntegrityError(
+                f"{name}/{version} in {self.url} is not a directory: refusing to delete it", hint=TREE_HINT
+            )
+        deleting = self._path(name, DELETING_DIR)
+        try:
+            self.session.mkdirs(deleting)
+        except MdlError as exc:
+            if getattr(exc, "remote_exception", None) in ("ParentNotDirectoryException", "FileAlreadyExistsException"):
+                raise IntegrityError(f"{deleting} is not a directory in {self.url}", hint=TREE_HINT) from None
+            raise
+        dst = posixpath.join(deleting, hidden_name(version))
+        return dst if self.session.rename(src, dst, what=f"version {name}/{version}") else None
+
+    def list_hidden(self, name: str) -> list[str]:
+        d = self._path(validate_name(name), DELETING_DIR)
+        out = []
+        for st in self.session.listing(d) or []:
+            entry = st.get("pathSuffix")
+            if not isinstance(entry, str) or not entry:
+                continue  # LISTSTATUS of a file: the file itself
+            if hidden_version(entry) is None:
+                skip_foreign(entry, d, "not a version hidden by mdl")
+                continue
+            out.append(entry)
+        return sorted(out)
+
+    def purge_hidden(self, name: str, entry: str, *, trash: bool = False) -> None:
+        validate_name(name)
+        version = hidden_version(entry)
+        if version is None:
+            raise InvalidInput(f"{entry!r} is not a version hidden by mdl")  # never delete anything else
+        path = self._path(name, DELETING_DIR, entry)
+        if trash:
+            self._to_trash(path, self._path(name, version))
+        else:
+            self.session.delete(path)
+
+    def _to_trash(self, path: str, original: str) -> None:
+        """Move ``path`` where Hadoop's trash would put ``original``: ``<trash root>/Current/<original>``,
+        with the time in milliseconds appended if that is taken (as ``hadoop fs -rm`` does)."""
+        target = posixpath.join(self.session.trash_root(path), "Current", original.lstrip("/"))
+        self.session.mkdirs(posixpath.dirname(target))
+        dst = target
+        for _ in range(100):
+            try:
+                self.session.rename(path, dst, what=f"{path} (into the trash)")
+                return
+            except Conflict:
+                dst = f"{target}{int(time.time() * 1000)}"
+        raise Conflict(f"could not find a free name for {original} in the trash ({target}...)")
 
     def check(self) -> list[CheckResult]:
         """Connectivity check: NameNode, tree root, a tiny write + read + delete, every DataNode.
