@@ -33,7 +33,8 @@ class Setting(NamedTuple):  # a NamedTuple: cheaper at start-up than a dataclass
     default: Any | Callable[[], Any]
     help: str
     choices: tuple[str, ...] = ()
-    maximum: float | None = None  # the largest value a number may have (positive and finite always)
+    maximum: float | None = None  # the largest value a number may have (finite always)
+    minimum: float | None = None  # the smallest value a number may have; None: it must be positive
 
     @property
     def env(self) -> str:
@@ -102,6 +103,43 @@ SETTINGS: tuple[Setting, ...] = (
         "output", str, "table", "default output format (wide: tables with more columns)", ("table", "wide", "json")
     ),
     Setting("progress", str, "auto", "progress bars on stderr", ("auto", "always", "never")),
+    Setting(
+        "retention.keep_last",
+        int,
+        None,
+        "gc keeps the newest N versions of a model (none: no count rule)",
+        maximum=1_000_000,
+    ),
+    Setting(
+        "retention.keep_days",
+        float,
+        None,
+        "gc keeps versions younger than D days (none: no age rule)",
+        maximum=36500,
+        minimum=0,
+    ),
+    Setting(
+        "retention.grace",
+        float,
+        3600.0,
+        "seconds during which a fresh version (or staging debris) is never deleted by gc",
+        maximum=31536000,
+        minimum=0,
+    ),
+    Setting(
+        "retention.rollback_window",
+        int,
+        3,
+        "the last K versions each alias pointed at are kept by gc and refused by rm without --force",
+        maximum=1000,
+        minimum=0,
+    ),
+    Setting(
+        "retention.models",
+        dict,
+        None,
+        "per-model overrides of keep_last, keep_days and grace: {model: {key: value}} (JSON in the env variable)",
+    ),
 )
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 SECTIONS = frozenset(s.key.rsplit(".", 1)[0] for s in SETTINGS if "." in s.key)  # storage, registry...
@@ -133,9 +171,22 @@ class Config:
         return [(s.key, self._values[s.key]) for s in SETTINGS]
 
 
+def show_value(value: Any) -> str:
+    """A resolved value as ``mdl config`` prints it: - for none, a mapping as JSON (as its env variable takes it)."""
+    if value is None:
+        return "-"
+    if isinstance(value, dict):
+        import json
+
+        return json.dumps(value, sort_keys=True)
+    return str(value)
+
+
 def _coerce(setting: Setting, raw: Any, where: str) -> Any:
     if raw is None:
         return None
+    if setting.type is dict:
+        return _coerce_overrides(setting.key, raw, where)
     kind = {str: "string", int: "whole number", float: "number"}.get(setting.type, setting.type.__name__)
     try:
         if setting.type is str:
@@ -153,24 +204,105 @@ def _coerce(setting: Setting, raw: Any, where: str) -> Any:
         elif setting.type is float:
             if isinstance(raw, bool) or not isinstance(raw, (int, float, str)):
                 raise TypeError
-            value = float(raw)
+            try:
+                value = float(raw) + 0.0  # + 0.0: no -0.0
+            except OverflowError:  # an int too large for a float
+                value = math.inf
         else:  # pragma: no cover - no other types declared
             value = raw
     except (TypeError, ValueError, OverflowError):
-        shown = "a mapping" if isinstance(raw, Mapping) else "a list" if isinstance(raw, list) else _show(raw)
-        raise ConfigError(f"{setting.key} in {where} must be a {kind}, got {shown}") from None
+        raise ConfigError(f"{setting.key} in {where} must be a {kind}, got {_shown(raw)}") from None
     if setting.type is str and any(ord(ch) < 32 or ord(ch) == 127 for ch in value):
         raise ConfigError(f"{setting.key} in {where} must not contain control characters, got {_show(raw)}")
     if setting.type in (int, float):
         if isinstance(value, float) and not math.isfinite(value):
             raise ConfigError(f"{setting.key} in {where} must be a finite number, got {_show(raw)}")
-        if value <= 0:
+        if setting.minimum is None and value <= 0:
             raise ConfigError(f"{setting.key} in {where} must be positive, got {_show(raw)}")
+        if setting.minimum is not None and value < setting.minimum:
+            raise ConfigError(f"{setting.key} in {where} must be at least {setting.minimum:g}, got {_show(raw)}")
         if setting.maximum is not None and value > setting.maximum:
-            raise ConfigError(f"{setting.key} in {where} must be at most {setting.maximum:g}, got {_show(raw)}")
+            raise ConfigError(f"{setting.key} in {where} must be at most {_number(setting.maximum)}, got {_show(raw)}")
     if setting.choices and value not in setting.choices:
         raise ConfigError(f"{setting.key} in {where} must be one of {', '.join(setting.choices)}, got {_show(raw)}")
     return value
+
+
+OVERRIDABLE = ("keep_last", "keep_days", "grace")  # the retention.* keys retention.models may set per model
+
+
+def _coerce_overrides(key: str, raw: Any, where: str) -> dict[str, dict[str, Any]]:
+    """``retention.models``: model name -> {keep_last, keep_days, grace}, each checked like its
+    ``retention.*`` key. A null keep_last/keep_days is kept (no such rule for that model); a null grace
+    is dropped (the model inherits retention.grace)."""
+    from mdl.errors import InvalidInput
+    from mdl.names import RULE, validate_name
+
+    shown = _shown(raw)
+    if isinstance(raw, str):  # an env variable holds JSON
+        import json
+
+        try:
+            raw = json.loads(raw)
+        except (ValueError, RecursionError):
+            pass
+    if not isinstance(raw, Mapping):
+        raise ConfigError(
+            f"{key} in {where} must be a mapping of model names, got {shown}",
+            hint='e.g. {"fraud-detector": {"keep_last": 50}} (JSON in an environment variable); '
+            "see config.example.yaml",
+        )
+    models: dict[str, dict[str, Any]] = {}
+    for name, overrides in raw.items():
+        if not isinstance(name, str):
+            number = isinstance(name, (int, float)) and not isinstance(name, bool)
+            raise ConfigError(
+                f"model name {_show(name)} under {key} in {where} must be a string",
+                hint=f"quote it: '{_show(name)}'" if number else f"a model name {RULE}",
+            )
+        try:
+            validate_name(name)
+        except InvalidInput:
+            raise ConfigError(f"{key} in {where} names an invalid model {_show(name)}: a model name {RULE}") from None
+        where_key = f"{key}.{name}"
+        if overrides is None:  # "name:" with nothing under it
+            models[name] = {}
+            continue
+        if not isinstance(overrides, Mapping):
+            raise ConfigError(
+                f"{where_key} in {where} must be a mapping of {', '.join(OVERRIDABLE)}, got {_shown(overrides)}"
+            )
+        checked: dict[str, Any] = {}
+        for sub, value in overrides.items():
+            if not isinstance(sub, str):
+                raise ConfigError(
+                    f"configuration key {_show(sub)} in {where} must be a string (under {where_key})",
+                    hint="see config.example.yaml for every key",
+                )
+            if sub not in OVERRIDABLE:
+                import difflib
+
+                close = difflib.get_close_matches(sub, OVERRIDABLE, n=1, cutoff=0.6)
+                hint = f"a model may set {', '.join(OVERRIDABLE)}"
+                raise ConfigError(
+                    f"unknown configuration key {_show(f'{where_key}.{sub}')} in {where}",
+                    hint=f"did you mean {where_key + '.' + close[0]!r}? {hint}" if close else hint,
+                )
+            if value is None and sub == "grace":
+                continue
+            checked[sub] = _coerce(BY_KEY[f"retention.{sub}"]._replace(key=f"{where_key}.{sub}"), value, where)
+        models[name] = checked
+    return models
+
+
+def _number(value: float) -> str:
+    """A limit in an error line: 31536000, not 3.1536e+07."""
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
+
+
+def _shown(raw: Any) -> str:
+    """A wrong value in an error line: its kind for containers, else its ``repr``."""
+    return "a mapping" if isinstance(raw, Mapping) else "a list" if isinstance(raw, list) else _show(raw)
 
 
 def _short(text: str, limit: int = 80) -> str:
@@ -196,7 +328,9 @@ def _flatten(doc: Mapping[Any, Any], where: str, prefix: str = "") -> dict[str, 
                 hint="see config.example.yaml for every key",
             )
         key = f"{prefix}{k}"
-        if isinstance(v, Mapping):
+        if isinstance(v, Mapping) and key in BY_KEY and BY_KEY[key].type is dict:
+            flat[key] = _coerce(BY_KEY[key], v, where)
+        elif isinstance(v, Mapping):
             if key in BY_KEY:
                 _coerce(BY_KEY[key], v, where)  # raises: "must be a ..., got a mapping"
             if key not in SECTIONS:

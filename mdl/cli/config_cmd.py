@@ -3,6 +3,7 @@
 import typer
 
 from mdl.cli.common import Column, JsonOpt, OutputOpt, command, emit_json, info, output_format, print_table, state
+from mdl.config import show_value
 
 
 @command
@@ -26,7 +27,7 @@ def config(ctx: typer.Context, output: OutputOpt = None, as_json: JsonOpt = Fals
         info(f"config file: none (looked for {cfg.looked_for}; create it, or name one with --config or MDL_CONFIG)")
     print_table(
         [Column("KEY", ident=True), Column("VALUE", ident=True), Column("ORIGIN")],
-        [[k, "-" if v.value is None else str(v.value), v.origin] for k, v in cfg.items()],
+        [[k, show_value(v.value), v.origin] for k, v in cfg.items()],
         wide=fmt == "wide",
     )
 

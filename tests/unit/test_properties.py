@@ -37,7 +37,7 @@ from hypothesis import HealthCheck, Phase, assume, example, find, given, setting
 from hypothesis import strategies as st
 from hypothesis.configuration import set_hypothesis_home_dir
 
-from mdl.config import SETTINGS, Config, load
+from mdl.config import BY_KEY, SETTINGS, Config, load
 from mdl.errors import ConfigError, ExitCode, IntegrityError, InvalidInput, MdlError
 from mdl.manifest import (MANIFEST_NAME, MAX_DEPTH, FileEntry, Manifest, check_entry_path, check_relpath,
                           digest_of)
@@ -700,10 +700,23 @@ def check_config(c: Config) -> None:
         assert type(v) is s.type, (s.key, v)
         if s.type is str:
             assert not any(ord(ch) < 32 or ord(ch) == 127 for ch in v), (s.key, v)
+        elif s.type is dict:  # retention.models: model name -> checked retention.* overrides
+            for name, overrides in v.items():
+                assert validate_name(name) and set(overrides) <= {"keep_last", "keep_days", "grace"}, (s.key, v)
+                for leaf, x in overrides.items():
+                    assert x is None or check_number(BY_KEY[f"retention.{leaf}"], x), (s.key, v)
         else:
-            assert math.isfinite(v) and v > 0, (s.key, v)
-            assert s.maximum is None or v <= s.maximum, (s.key, v)
+            assert check_number(s, v), (s.key, v)
         assert not s.choices or v in s.choices, (s.key, v)
+
+
+def check_number(s: Any, v: Any) -> bool:
+    return (
+        type(v) is s.type
+        and math.isfinite(v)
+        and (v > 0 if s.minimum is None else v >= s.minimum)
+        and (s.maximum is None or v <= s.maximum)
+    )
 
 
 def load_or_refuse(**kwargs: Any) -> Config | None:
@@ -744,6 +757,10 @@ def _good_value(setting: Any) -> st.SearchStrategy[Any]:
         return st.integers(1, int(setting.maximum or 1000))
     if setting.type is float:
         return st.floats(0.001, setting.maximum or 1e6)
+    if setting.type is dict:  # retention.models
+        overrides = st.fixed_dictionaries({}, optional={"keep_last": st.integers(1, 100) | st.none(),
+                                                        "keep_days": st.floats(0, 100), "grace": st.floats(0, 1e4)})
+        return st.dictionaries(st.sampled_from(["fraud", "m-1", "a.b_c"]), overrides, max_size=2)
     return st.text(st.characters(min_codepoint=32, exclude_characters="\x7f", exclude_categories=("Cs",)),
                    min_size=1, max_size=15)
 
