@@ -48,6 +48,8 @@ if TYPE_CHECKING:  # the transfer machinery loads only for commands that move by
     from contextlib import AbstractContextManager
 
     from mdl.blobcache import BlobCache
+    from mdl.lifecycle import Deleted, GcResult
+    from mdl.retention import Rules
     from mdl.transfer import Progress
 
 CAS_ATTEMPTS = 50
@@ -337,10 +339,16 @@ class Client:
         With ``expect``, move only if the alias currently points there (exit 4 otherwise).
         """
         validate_alias(alias)
+
+        def target(p: Pointer) -> str:
+            # read on every attempt, after the lifecycle document (see _move): a pointer may only name
+            # a complete version that exists at the moment of the compare-and-set
+            self._keep_manifest(self.manifest(name, version))
+            return version
+
         with self.operation(f"promote {name}/{version}"):
-            m = self.manifest(name, version)  # a pointer may only name a complete, existing version
-            self._keep_manifest(m)
-            return self._move(name, alias, lambda p: version, "promote", expect)
+            self.manifest(name, version)  # a missing version is said before anything else is read
+            return self._move(name, alias, target, "promote", expect)
 
     def _keep_manifest(self, m: Manifest) -> None:
         """Before a pointer names a version, the registry gets a copy of its manifest: the fleet
@@ -403,9 +411,17 @@ class Client:
     def _move(
         self, name: str, alias: str, target: Callable[[Pointer], str | None], action: str, expect: str | None
     ) -> MoveResult:
-        """Compare-and-set ``alias`` to ``target(pointer)``, re-reading the pointer after each lost race."""
+        """Compare-and-set ``alias`` to ``target(pointer)``, re-reading the pointer after each lost race.
+
+        A move to a version is also conditional on the model's lifecycle document: read before
+        ``target`` checks that the version exists, unchanged at the compare-and-set, and not naming the
+        version as being deleted. A delete records its tombstone by compare-and-set before it removes
+        anything, so either the delete sees this move (and refuses) or this move sees the tombstone
+        (or the version gone): no pointer ever names a missing version (docs/safety.md).
+        """
         for attempt in range(CAS_ATTEMPTS):
             p = self.registry.get(name)
+            lifecycle = self.registry.lifecycle(name) if action != "remove" else None
             current = p.aliases.get(alias)
             if expect is not None and current != expect:
                 raise Conflict(
@@ -413,10 +429,20 @@ class Client:
                     hint="re-read with: mdl list " + name,
                 )
             to = target(p)
+            if lifecycle is not None and to in lifecycle.tombstones:
+                raise NotFound(f"version {name}/{to} is being deleted", hint=f"see the versions with: mdl list {name}")
             if current == to and action == "promote":
                 return MoveResult(name, alias, current, to, changed=False, action=action)
             try:
-                self.registry.cas(name, alias, to, p.revision, self.identity, action)
+                self.registry.cas(
+                    name,
+                    alias,
+                    to,
+                    p.revision,
+                    self.identity,
+                    action,
+                    lifecycle_revision=None if lifecycle is None else lifecycle.revision,
+                )
                 return MoveResult(name, alias, current, to, changed=True, action=action)
             except CasConflict:  # another move landed first: re-read and decide again
                 CAS_BACKOFF.sleep(attempt + 1)
@@ -508,6 +534,35 @@ class Client:
             force=force,
             cache=cache,
         )
+
+    # -- lifecycle (mdl.lifecycle: the deletion protocol) ----------------------------------------
+
+    def pin(self, name: str, version: str) -> bool:
+        """Pin ``version``: never deleted by ``rm`` or ``gc``. False if it was pinned already."""
+        from mdl import lifecycle
+
+        return lifecycle.pin(self, name, version)
+
+    def unpin(self, name: str, version: str) -> bool:
+        from mdl import lifecycle
+
+        return lifecycle.unpin(self, name, version)
+
+    def rm(self, name: str, versions: list[str], *, force: bool = False, trash: bool = False) -> list[Deleted]:
+        """Delete versions (refused for aliased and pinned ones, and without ``force`` for ones in use or
+        in a rollback window of ``retention.rollback_window`` versions)."""
+        from mdl import lifecycle
+
+        window = self.config["retention.rollback_window"]
+        return lifecycle.rm(self, name, versions, force=force, trash=trash, window=window)
+
+    def gc(self, name: str, *, rules: Rules | None = None, plan_only: bool = True, trash: bool = False) -> GcResult:
+        """Apply retention rules (default: the config's for ``name``); only plan unless ``plan_only`` is False."""
+        from mdl import lifecycle
+        from mdl.retention import Rules
+
+        rules = rules or Rules.for_model(self.config, name)
+        return lifecycle.gc(self, name, rules, plan_only=plan_only, trash=trash)
 
     def clean(
         self, name: str | None = None, *, older_than: float = 3600.0, dry_run: bool = False

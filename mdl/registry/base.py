@@ -12,8 +12,10 @@ from typing import Any, NamedTuple
 
 from mdl.errors import Unavailable
 
-NO_REVISION = -1  # the revision of a model that has no pointer yet
-ACTIONS = ("promote", "rollback", "remove")  # what a history entry records; "remove" has no ``to`` version
+NO_REVISION = -1  # the revision of a model that has no pointer (or lifecycle document) yet
+ALIAS_ACTIONS = ("promote", "rollback", "remove")  # moves of an alias; "remove" has no ``to`` version
+LIFECYCLE_ACTIONS = ("pin", "unpin", "delete")  # changes of a version's lifecycle: no alias, a ``version``
+ACTIONS = ALIAS_ACTIONS + LIFECYCLE_ACTIONS
 Notice = Callable[[str], None]  # a note for the person waiting (e.g. "connecting to ..."), never an error
 
 
@@ -43,19 +45,41 @@ class Pointer(NamedTuple):
 
 
 class HistoryEntry(NamedTuple):
+    """One change: an alias moved (``alias``, ``from_version`` -> ``to_version``) or, for pin, unpin
+    and delete, a version's lifecycle (``alias`` None, ``version`` and, for a delete by ``gc``, ``rule``)."""
+
     seq: int
-    alias: str
+    alias: str | None
     from_version: str | None
     to_version: str | None
     who: str
     at: str
-    action: str  # promote | rollback | remove
+    action: str  # promote | rollback | remove | pin | unpin | delete
+    version: str | None = None
+    rule: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = self._asdict()
         d["from"] = d.pop("from_version")
         d["to"] = d.pop("to_version")
         return d
+
+
+class Lifecycle(NamedTuple):
+    """A model's pinned versions and the versions being deleted (tombstones), each mapped to who did it
+    and when (a tombstone also to the ``rule`` of the gc that decided it, if any). Kept beside the
+    pointer and moved by compare-and-set together with it: a promote fails if the document changed
+    under it, a delete if the pointer did."""
+
+    name: str
+    pins: dict[str, dict[str, str]]
+    tombstones: dict[str, dict[str, str]]
+    revision: int = NO_REVISION
+
+    def to_json(self) -> bytes:
+        import json
+
+        return json.dumps({"pins": self.pins, "tombstones": self.tombstones}, sort_keys=True).encode()
 
 
 class Replica(NamedTuple):
@@ -146,7 +170,8 @@ def parse_pointer(data: bytes | str | None, name: str, where: str, hint: str | N
 
 def parse_history_entry(seq: Any, d: Any) -> HistoryEntry | None:
     """A history entry from its stored fields, or None if they are not what mdl writes (the caller
-    skips it): ``alias`` a valid alias, ``from``/``to`` valid version ids or null, the rest strings."""
+    skips it): for an alias move ``alias`` a valid alias and ``from``/``to`` valid version ids or null;
+    for pin/unpin/delete no alias (null or empty) and ``version`` a valid version id; the rest strings."""
     from mdl.errors import InvalidInput
     from mdl.names import validate_alias, validate_version
 
@@ -154,18 +179,71 @@ def parse_history_entry(seq: Any, d: Any) -> HistoryEntry | None:
         return None
     alias, frm, to = d.get("alias"), d.get("from"), d.get("to")
     who, at, action = d.get("who", ""), d.get("at", ""), d.get("action", "promote")
-    if not isinstance(alias, str):
+    version, rule = d.get("version"), d.get("rule")
+    if not all(isinstance(x, str) for x in (who, at, action)) or action not in ACTIONS:
         return None
     try:
+        if action in LIFECYCLE_ACTIONS:
+            if alias not in (None, "") or not isinstance(version, str) or frm is not None or to is not None:
+                return None
+            validate_version(version)
+            if rule is not None and (not isinstance(rule, str) or len(rule) > 200):
+                return None
+            return HistoryEntry(seq, None, None, None, who, at, action, version, rule)
+        if not isinstance(alias, str):
+            return None
         validate_alias(alias)
         for v in (frm, to):
             if v is not None:
                 validate_version(v)
     except InvalidInput:
         return None
-    if not all(isinstance(x, str) for x in (who, at, action)) or action not in ACTIONS:
-        return None
     return HistoryEntry(seq, alias, frm, to, who, at, action)
+
+
+def parse_lifecycle(data: bytes | str | None, name: str, where: str, hint: str | None = None) -> tuple[dict, dict]:
+    """(pins, tombstones) of ``name``'s lifecycle document as stored at ``where``, checked like the pointer:
+    a JSON object whose ``pins`` and ``tombstones`` map valid version ids to objects of short strings.
+    Empty data is neither; anything else is an IntegrityError (exit 8) naming the model and the place.
+    Unknown top-level keys are ignored (a later mdl may add some)."""
+    from mdl.errors import IntegrityError, InvalidInput
+    from mdl.names import validate_version
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(
+            f"the lifecycle document of {name!r} ({where}) {why}",
+            hint=hint
+            or "fix or delete it with the registry's own tools; mdl does not change a document it cannot read",
+        )
+
+    if data is None or (isinstance(data, (bytes, bytearray, str)) and not data.strip()):
+        return {}, {}
+    if not isinstance(data, (str, bytes, bytearray)):
+        raise bad(f"is not a JSON document (a stored {type(data).__name__})")
+    import json
+
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise bad("is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise bad(f"is not a JSON object (a JSON {type(doc).__name__})")
+    found: list[dict[str, dict[str, str]]] = []
+    for key in ("pins", "tombstones"):
+        part = doc.get(key, {})
+        if not isinstance(part, dict):
+            raise bad(f"has {key} that are not a JSON object")
+        for version, info in part.items():
+            try:
+                validate_version(version)
+            except InvalidInput:
+                raise bad(f"names an invalid version id {_short(version)} in {key}") from None
+            if not isinstance(info, dict) or not all(
+                isinstance(k, str) and isinstance(v, str) and len(v) <= 200 for k, v in info.items()
+            ):
+                raise bad(f"describes {key[:-1]} {version!r} with {_short(info)}, not an object of strings")
+        found.append(part)
+    return found[0], found[1]
 
 
 # Replica fields mdl reads (status, endpoints, promote --wait): each a string (or absent / null).
@@ -219,13 +297,40 @@ class Registry(ABC):
         """The current pointer (empty aliases and NO_REVISION if the model has none)."""
 
     @abstractmethod
-    def cas(self, name: str, alias: str, version: str | None, expected_revision: int, who: str, action: str) -> Pointer:
-        """Set (or with ``None`` remove) one alias if the pointer is still at ``expected_revision``;
-        append the move to the history in the same atomic step. Raise CasConflict otherwise."""
+    def cas(
+        self,
+        name: str,
+        alias: str,
+        version: str | None,
+        expected_revision: int,
+        who: str,
+        action: str,
+        lifecycle_revision: int | None = None,
+    ) -> Pointer:
+        """Set (or with ``None`` remove) one alias if the pointer is still at ``expected_revision`` (and,
+        unless ``lifecycle_revision`` is None, the lifecycle document at that revision); append the move
+        to the history in the same atomic step. Raise CasConflict otherwise."""
 
     @abstractmethod
     def history(self, name: str) -> list[HistoryEntry]:
-        """Every move of the model's aliases, oldest first."""
+        """Every move of the model's aliases and change of its versions' lifecycle, oldest first."""
+
+    @abstractmethod
+    def lifecycle(self, name: str) -> Lifecycle:
+        """The model's pins and tombstones (empty, NO_REVISION if it has no document yet)."""
+
+    @abstractmethod
+    def set_lifecycle(
+        self,
+        lifecycle: Lifecycle,
+        expected_revision: int,
+        pointer_revision: int | None,
+        entry: dict[str, str | None] | None,
+    ) -> Lifecycle:
+        """Replace the lifecycle document if it is still at ``expected_revision`` and (unless
+        ``pointer_revision`` is None) the pointer still at ``pointer_revision``; append ``entry``
+        (``who``, ``action``, ``version``, ``rule``) to the history in the same atomic step. Raise
+        CasConflict otherwise."""
 
     @abstractmethod
     def list_models(self) -> list[str]: ...

@@ -26,6 +26,7 @@ from mdl.registry.base import (
     MANIFEST_COPY_MAX,
     NO_REVISION,
     HistoryEntry,
+    Lifecycle,
     Pointer,
     PointerCallback,
     Registry,
@@ -34,6 +35,7 @@ from mdl.registry.base import (
     Watch,
     deliver,
     parse_history_entry,
+    parse_lifecycle,
     parse_pointer,
     parse_replica_data,
 )
@@ -54,6 +56,7 @@ CREATE TABLE IF NOT EXISTS slots (
     pid_start TEXT NOT NULL, PRIMARY KEY (model, holder));
 CREATE TABLE IF NOT EXISTS manifests (
     model TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (model, version));
+CREATE TABLE IF NOT EXISTS lifecycle (model TEXT PRIMARY KEY, doc TEXT NOT NULL, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS replicas (
     model TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, host TEXT NOT NULL,
     pid INTEGER NOT NULL, pid_start TEXT NOT NULL, PRIMARY KEY (model, id));
@@ -124,6 +127,7 @@ class SqliteRegistry(Registry):
                 conn.execute("PRAGMA journal_mode=WAL")
                 conn.execute("PRAGMA synchronous=NORMAL")
                 conn.executescript(_SCHEMA)
+                _add_history_columns(conn)
                 return conn
             except sqlite3.OperationalError as exc:
                 # Processes opening a new database at once: switching it to WAL can answer "locked"
@@ -186,7 +190,16 @@ class SqliteRegistry(Registry):
         aliases, revision = self._pointer_of(name, rows[0] if rows else None)
         return Pointer(name, aliases, revision)
 
-    def cas(self, name: str, alias: str, version: str | None, expected_revision: int, who: str, action: str) -> Pointer:
+    def cas(
+        self,
+        name: str,
+        alias: str,
+        version: str | None,
+        expected_revision: int,
+        who: str,
+        action: str,
+        lifecycle_revision: int | None = None,
+    ) -> Pointer:
         validate_name(name)
         with self._lock:
             c = self._conn
@@ -197,6 +210,8 @@ class SqliteRegistry(Registry):
                     doc, revision = self._pointer_of(name, row)
                     if revision != expected_revision:
                         raise CasConflict(f"the pointer of {name!r} changed concurrently")
+                    if lifecycle_revision is not None and self._lifecycle_in(c, name).revision != lifecycle_revision:
+                        raise CasConflict(f"the lifecycle document of {name!r} changed concurrently")
                     previous = doc.get(alias)
                     if version is None:
                         doc.pop(alias, None)
@@ -236,16 +251,79 @@ class SqliteRegistry(Registry):
         data = rows[0][0]
         return data.encode("utf-8", "replace") if isinstance(data, str) else bytes(data)
 
+    def _lifecycle_in(self, c: sqlite3.Connection, name: str) -> Lifecycle:
+        row = c.execute("SELECT doc, revision FROM lifecycle WHERE model = ?", (name,)).fetchone()
+        if row is None:
+            return Lifecycle(name, {}, {}, NO_REVISION)
+        doc, revision = row
+        where = f"row {name!r} of table lifecycle in {self.path}"
+        pins, tombstones = parse_lifecycle(doc, name, where)
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            from mdl.errors import IntegrityError
+
+            raise IntegrityError(f"the lifecycle document of {name!r} ({where}) has an invalid revision {revision!r}")
+        return Lifecycle(name, pins, tombstones, revision)
+
+    def lifecycle(self, name: str) -> Lifecycle:
+        validate_name(name)
+        with self._lock:
+            try:
+                return self._lifecycle_in(self._conn, name)
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+
+    def set_lifecycle(
+        self,
+        lifecycle: Lifecycle,
+        expected_revision: int,
+        pointer_revision: int | None,
+        entry: dict[str, str | None] | None,
+    ) -> Lifecycle:
+        name = validate_name(lifecycle.name)
+        with self._lock:
+            c = self._conn
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    if self._lifecycle_in(c, name).revision != expected_revision:
+                        raise CasConflict(f"the lifecycle document of {name!r} changed concurrently")
+                    if pointer_revision is not None:
+                        row = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
+                        if self._pointer_of(name, row)[1] != pointer_revision:
+                            raise CasConflict(f"the pointer of {name!r} changed concurrently")
+                    new_rev = expected_revision + 1  # NO_REVISION (-1) -> 0, as a new pointer
+                    c.execute(
+                        "INSERT INTO lifecycle (model, doc, revision) VALUES (?, ?, ?) "
+                        "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
+                        (name, lifecycle.to_json().decode(), new_rev),
+                    )
+                    if entry is not None:
+                        c.execute(
+                            "INSERT INTO history (model, alias, from_version, to_version, who, at, action, version,"
+                            " rule) VALUES (?, '', NULL, NULL, ?, ?, ?, ?, ?)",
+                            (name, entry["who"], now_iso(), entry["action"], entry["version"], entry.get("rule")),
+                        )
+                    c.execute("COMMIT")
+                except BaseException:
+                    _rollback(c)
+                    raise
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+        return lifecycle._replace(revision=new_rev)
+
     def history(self, name: str) -> list[HistoryEntry]:
         validate_name(name)
         rows = self._query(
-            "SELECT seq, alias, from_version, to_version, who, at, action FROM history WHERE model = ? ORDER BY seq",
+            "SELECT seq, alias, from_version, to_version, who, at, action, version, rule FROM history "
+            "WHERE model = ? ORDER BY seq",
             (name,),
         )
         entries = []
-        for seq, alias, frm, to, who, at, action in rows:
+        for seq, alias, frm, to, who, at, action, version, rule in rows:
             entry = parse_history_entry(
-                seq, {"alias": alias, "from": frm, "to": to, "who": who, "at": at, "action": action}
+                seq,
+                {"alias": alias, "from": frm, "to": to, "who": who, "at": at, "action": action, "version": version}
+                | ({"rule": rule} if rule is not None else {}),
             )
             if entry is None:
                 log.warning("skipping unreadable history entry %r of %r in %s", seq, name, self.path)
@@ -356,6 +434,18 @@ class SqliteRegistry(Registry):
     def close(self) -> None:
         with self._lock:
             self._conn.close()
+
+
+def _add_history_columns(c: sqlite3.Connection) -> None:
+    """A registry made before pins and deletions: its history table gains their two columns."""
+    have = {row[1] for row in c.execute("PRAGMA table_info(history)")}
+    for column in ("version", "rule"):
+        if column not in have:
+            try:
+                c.execute(f"ALTER TABLE history ADD COLUMN {column} TEXT")
+            except sqlite3.OperationalError as exc:  # another process added it first
+                if "duplicate column" not in str(exc):
+                    raise
 
 
 def _rollback(c: sqlite3.Connection) -> None:

@@ -122,3 +122,19 @@ def add_model_named(reg: Any, name: str) -> None:
         return
     with zk_session(reg) as zk:
         zk.create(f"{reg.paths.models()}/{name}/pointer", b"{}", makepath=True)
+
+
+def write_lifecycle(reg: Any, name: str, raw: Any) -> None:
+    """Overwrite the stored lifecycle document (pins, tombstones) of ``name``, as a hostile writer would."""
+    if _is_sqlite(reg):
+        with _db(reg) as c:
+            c.execute("INSERT INTO lifecycle (model, doc, revision) VALUES (?, ?, 0) ON CONFLICT (model) DO UPDATE "
+                      "SET doc = excluded.doc, revision = revision + 1", (name, raw))
+        return
+    data = raw.encode() if isinstance(raw, str) else raw
+    with zk_session(reg) as zk:
+        path = reg.paths.lifecycle(name)
+        if zk.exists(path):
+            zk.set(path, data)
+        else:
+            zk.create(path, data, makepath=True)

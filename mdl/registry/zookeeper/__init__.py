@@ -11,6 +11,10 @@ if the URL has no path). Layout under the chroot::
     <chroot>/models/<name>/history/h-0000000042  one persistent sequential node per move, JSON
                                                  {"alias", "from", "to", "who", "at", "action", "op"}
                                                  ("op" is a random id of the move); seq = 42
+    <chroot>/models/<name>/lifecycle             JSON {"pins": {version: {who, at}}, "tombstones":
+                                                 {version: {who, at[, rule]}}, "op"}: pinned versions
+                                                 and versions being deleted (mdl.lifecycle); its znode
+                                                 version is Lifecycle.revision
     <chroot>/models/<name>/replicas/<id>         EPHEMERAL, the replica's JSON data
     <chroot>/models/<name>/slots/s-<holder>-0000000007
                                                  EPHEMERAL_SEQUENTIAL download-slot queue: a holder
@@ -20,8 +24,11 @@ A model exists in the registry when its ``pointer`` node does (``list_models``).
 
 Compare-and-set is one ZooKeeper multi-op transaction: ``setData(pointer, version=expected)`` (or
 ``create(pointer)`` when the expected revision is -1) plus ``create(history/h-, SEQUENTIAL)``.
-Either both happen or neither; a lost race shows up as BadVersion / NodeExists in the results
-(kazoo's ``commit`` does not raise) and becomes CasConflict. If the connection drops while the
+A move to a version also carries ``check(lifecycle, version=seen)`` (or ``create(lifecycle)`` when
+absent), and a change of the lifecycle document ``check(pointer, version=seen)``: a promote and a
+delete of the same version cannot both succeed (mdl.lifecycle). Either all happen or none; a lost
+race shows up as BadVersion / NodeExists in the results (kazoo's ``commit`` does not raise) and
+becomes CasConflict. If the connection drops while the
 transaction is in flight, the outcome is resolved after reconnecting (``sync`` + look for the
 move's ``op`` id in the history) before it is re-sent; every attempt carries the same expected
 version, so at most one can apply: a move is never recorded twice.

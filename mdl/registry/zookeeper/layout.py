@@ -18,6 +18,9 @@ class ZkPaths(NamedTuple):
     def pointer(self, name: str) -> str:
         return f"{self.chroot}/models/{name}/pointer"
 
+    def lifecycle(self, name: str) -> str:
+        return f"{self.chroot}/models/{name}/lifecycle"
+
     def history(self, name: str) -> str:
         return f"{self.chroot}/models/{name}/history"
 

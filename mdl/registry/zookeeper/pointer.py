@@ -76,8 +76,10 @@ def move_pointer(
     who: str,
     action: str,
     what: str,
+    lifecycle_revision: int | None = None,
 ) -> Pointer:
-    """Compare-and-set one alias plus its history entry, in one transaction (see the package docstring).
+    """Compare-and-set one alias plus its history entry, in one transaction (see the package docstring);
+    with ``lifecycle_revision``, only if the lifecycle document is still at that revision too.
     Raises kazoo's exceptions: call it inside :meth:`ZkSession.errors`."""
     deadline = session.deadline()
     pointer, _ = read_pointer(session, name, deadline, what)
@@ -101,44 +103,78 @@ def move_pointer(
     if expected_revision == NO_REVISION:
         session.ensure_path(paths.history(name), deadline, what)
 
-    def commit(c: KazooClient) -> Any:
-        t = c.transaction()
+    def ops(t: Any) -> None:
         if expected_revision == NO_REVISION:
             t.create(ptr_path, data, acl=session.acl)
         else:
             t.set_data(ptr_path, data, version=expected_revision)
+        if lifecycle_revision is not None:
+            guard(t, session, paths.lifecycle(name), lifecycle_revision, EMPTY_LIFECYCLE)
         t.create(hist_prefix, entry_data, acl=session.acl, sequence=True)
+
+    return commit(session, name, ops, lambda: _move_applied(session, name, op, deadline, what), moved, deadline, what)
+
+
+EMPTY_LIFECYCLE = b'{"pins": {}, "tombstones": {}}'
+
+
+def guard(t: Any, session: ZkSession, path: str, revision: int, empty: bytes) -> None:
+    """Add to transaction ``t`` the condition that the node at ``path`` is at ``revision`` (for
+    NO_REVISION: that it does not exist, by creating it with ``empty``)."""
+    if revision == NO_REVISION:
+        t.create(path, empty, acl=session.acl)
+    else:
+        t.check(path, revision)
+
+
+def commit(
+    session: ZkSession,
+    name: str,
+    ops: Callable[[Any], None],
+    applied: Callable[[], bool],
+    result: Any,
+    deadline: float,
+    what: str,
+) -> Any:
+    """Commit the transaction ``ops`` builds (it creates a history entry); return ``result`` once it is
+    applied, CasConflict if a condition failed. If the connection dropped while it was in flight,
+    ``applied`` says (after reconnecting) whether it was, before it is sent again: every attempt carries
+    the same expected versions, so at most one can ever apply."""
+    paths = session.paths
+
+    def send(c: KazooClient) -> Any:
+        t = c.transaction()
+        ops(t)
         return t.commit_async()
 
     unknown = False  # an earlier attempt may have been applied
     for _ in range(5):
         try:
-            results = session.call(commit, deadline, what, idempotent=False, unanswered=_MAYBE_MOVED)
+            results = session.call(send, deadline, what, idempotent=False, unanswered=_MAYBE_MOVED)
         except AMBIGUOUS:
             unknown = True
-            if _move_applied(session, name, op, deadline, what):
-                return moved
-            continue  # not applied (yet): send it again; both carry version=expected, so at
-            # most one of the attempts can ever apply
+            if applied():
+                return result
+            continue  # not applied (yet): send it again
         failures = [
             r
             for r in results
             if isinstance(r, Exception) and not isinstance(r, (RolledBackError, RuntimeInconsistency))
         ]
         if not failures:
-            return moved
+            return result
         failure = failures[0]
         if isinstance(failure, (NoAuthError, AuthFailedError)):
             raise failure
-        if isinstance(failure, NoNodeError) and results[0] is not failure:
+        if isinstance(failure, NoNodeError) and isinstance(results[-1], NoNodeError):
             session.ensure_path(paths.history(name), deadline, what, recheck=True)  # history parent missing
             continue
         if isinstance(failure, (BadVersionError, NodeExistsError, NoNodeError)):
-            if unknown and _move_applied(session, name, op, deadline, what):
-                return moved
-            raise CasConflict(f"the pointer of {name!r} changed concurrently")
+            if unknown and applied():
+                return result
+            raise CasConflict(f"the registry documents of {name!r} changed concurrently")
         raise failure
-    raise CasConflict(f"could not move {name}:{alias}: the registry kept changing underneath")
+    raise CasConflict(f"{what}: the registry kept changing underneath")
 
 
 def _move_applied(session: ZkSession, name: str, op: str, deadline: float, what: str) -> bool:

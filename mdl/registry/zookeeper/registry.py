@@ -14,6 +14,7 @@ from mdl.names import validate_name
 from mdl.registry.base import (
     MANIFEST_COPY_MAX,
     HistoryEntry,
+    Lifecycle,
     Notice,
     Pointer,
     PointerCallback,
@@ -25,6 +26,7 @@ from mdl.registry.base import (
 )
 from mdl.registry.zookeeper.config import node_acl, parse_url, read_credentials
 from mdl.registry.zookeeper.layout import ZkPaths, history_nodes, history_seq
+from mdl.registry.zookeeper.lifecycle import read_lifecycle, write_lifecycle
 from mdl.registry.zookeeper.pointer import move_pointer, read_pointer
 from mdl.registry.zookeeper.replicas import ReplicaKeeper
 from mdl.registry.zookeeper.session import ZkSession
@@ -82,11 +84,40 @@ class ZooKeeperRegistry(Registry):
         with self.session.errors(what, denied=f"reading the pointer of {name!r} is not allowed by its ZooKeeper ACL"):
             return read_pointer(self.session, name, self.session.deadline(), what)[0]
 
-    def cas(self, name: str, alias: str, version: str | None, expected_revision: int, who: str, action: str) -> Pointer:
+    def cas(
+        self,
+        name: str,
+        alias: str,
+        version: str | None,
+        expected_revision: int,
+        who: str,
+        action: str,
+        lifecycle_revision: int | None = None,
+    ) -> Pointer:
         validate_name(name)
         what = f"moving {name}:{alias}"
         with self.session.errors(what, denied=f"the pointer of {name!r} is protected by a ZooKeeper ACL"):
-            return move_pointer(self.session, name, alias, version, expected_revision, who, action, what)
+            return move_pointer(
+                self.session, name, alias, version, expected_revision, who, action, what, lifecycle_revision
+            )
+
+    def lifecycle(self, name: str) -> Lifecycle:
+        validate_name(name)
+        what = f"reading the pins and deletions of {name!r}"
+        with self.session.errors(what, denied=f"reading the lifecycle of {name!r} is not allowed by its ZooKeeper ACL"):
+            return read_lifecycle(self.session, name, self.session.deadline(), what)
+
+    def set_lifecycle(
+        self,
+        lifecycle: Lifecycle,
+        expected_revision: int,
+        pointer_revision: int | None,
+        entry: dict[str, str | None] | None,
+    ) -> Lifecycle:
+        name = validate_name(lifecycle.name)
+        what = f"changing the pins and deletions of {name!r}"
+        with self.session.errors(what, denied=f"the lifecycle of {name!r} is protected by a ZooKeeper ACL"):
+            return write_lifecycle(self.session, lifecycle, expected_revision, pointer_revision, entry, what)
 
     def history(self, name: str) -> list[HistoryEntry]:
         validate_name(name)
