@@ -24,7 +24,8 @@ def name_argument(help: str = "Model name.", **kwargs: Any) -> Any:
 
 
 def version_argument(help: str, **kwargs: Any) -> Any:
-    return typer.Argument(metavar="VERSION", help=help, autocompletion=complete_version, **kwargs)
+    kwargs.setdefault("metavar", "VERSION")
+    return typer.Argument(help=help, autocompletion=complete_version, **kwargs)
 
 
 def version_option(help: str, **kwargs: Any) -> Any:

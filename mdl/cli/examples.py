@@ -63,6 +63,24 @@ EXAMPLES: dict[str, list[str]] = {
         "mdl status lr                    # every replica: state, loaded version, age",
         "mdl status lr -o json",
     ],
+    "pin": [
+        "mdl pin lr 20261127T171300Z      # rm and gc never delete it",
+        "mdl pin lr 20261127T171300Z -o json",
+    ],
+    "unpin": [
+        "mdl unpin lr 20261127T171300Z    # rm and gc may delete it again",
+    ],
+    "rm": [
+        "mdl rm lr 20261127T171300Z 20261128T090000Z      # prints each deleted version",
+        "mdl rm lr V1 --force             # even in a rollback window or used by a replica",
+        "mdl rm lr V1 --trash             # HDFS: into your HDFS trash instead",
+    ],
+    "gc": [
+        "mdl gc lr --keep-last 10         # the plan: what goes, why each survivor stays",
+        "mdl gc lr --keep-last 10 --yes   # delete what the plan condemns",
+        "mdl gc --all --yes               # every model, by the config's retention rules",
+        "mdl gc lr --keep-days 30 -o json",
+    ],
     "clean": [
         "mdl clean --dry-run              # staging debris of interrupted pushes",
         "mdl clean --older-than 3600",

@@ -1,6 +1,6 @@
-"""mdl history: every move of a model's aliases, oldest first."""
+"""mdl history: every move of a model's aliases and every pin, unpin and deletion, oldest first."""
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -17,6 +17,9 @@ from mdl.cli.common import (
     state,
     timestamp,
 )
+
+if TYPE_CHECKING:
+    from mdl.registry.base import HistoryEntry
 
 COLUMNS = [
     Column("SEQ", drop=4),
@@ -37,7 +40,8 @@ def history(
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Show who moved which alias from where to where, and when."""
+    """Show who moved which alias from where to where, pinned, unpinned or deleted which version
+    (and by which gc rule), and when."""
     fmt = output_format(ctx, output, as_json)
     entries = state(ctx).client.history(name, alias)
     if fmt == "json":
@@ -46,19 +50,18 @@ def history(
     if not entries:
         info(f"{name}:{alias} has never moved" if alias else f"no alias of {name} has moved yet")
         return
-    rows = [
-        [
-            str(e.seq),
-            timestamp(e.at),
-            e.alias,
-            e.action,
-            e.from_version or "-",
-            e.to_version or "-",
-            e.who,
-        ]
-        for e in entries
-    ]
+    rows = [_row(e) for e in entries]
     print_table(COLUMNS, rows, wide=fmt == "wide")
+
+
+def _row(e: "HistoryEntry") -> list[str]:
+    """An alias move reads FROM -> TO; a pin reads "- -> VERSION", an unpin or a deletion "VERSION -> -"
+    (a deletion by gc names its rule in ACTION)."""
+    if e.alias is not None:
+        return [str(e.seq), timestamp(e.at), e.alias, e.action, e.from_version or "-", e.to_version or "-", e.who]
+    action = f"{e.action} ({e.rule})" if e.rule else e.action
+    frm, to = (None, e.version) if e.action == "pin" else (e.version, None)
+    return [str(e.seq), timestamp(e.at), "-", action, frm or "-", to or "-", e.who]
 
 
 def register(app: typer.Typer) -> None:

@@ -32,7 +32,7 @@ def list_(
 ) -> None:
     """List models (aliases, version count) or one model's versions (created, size, files, format).
 
-    -o wide adds each version's creator and digest.
+    ALIASES says (pinned) for a pinned version (mdl pin). -o wide adds each version's creator and digest.
     """
     fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
@@ -53,8 +53,10 @@ def list_(
             print_table([Column("NAME", ident=True), Column("ALIASES", ident=True), Column("VERSIONS")], rows)
         return
     versions = client.list_versions(name)
+    pinned = set(client.registry.lifecycle(name).pins) if versions and (fmt == "json" or not quiet) else set()
     if fmt == "json":
-        emit_json({"name": name, "aliases": client.pointer(name).aliases, "versions": [v.to_dict() for v in versions]})
+        docs = [{**v.to_dict(), "pinned": v.version in pinned} for v in versions]
+        emit_json({"name": name, "aliases": client.pointer(name).aliases, "versions": docs})
     elif not versions:
         info(f"no versions of {name}")
     elif quiet:
@@ -67,7 +69,7 @@ def list_(
                 human_bytes(v.bytes),
                 str(v.files),
                 v.format,
-                ", ".join(v.aliases),
+                " ".join([", ".join(v.aliases), "(pinned)"]).strip() if v.version in pinned else ", ".join(v.aliases),
                 v.creator,
                 v.digest,
             ]

@@ -38,7 +38,7 @@ def show(
     quiet: QuietOpt = False,
 ) -> None:
     """Show a version: its files (path, size, sha256), digest, format, creator, the aliases that point
-    at it, who promoted it and when, and the replicas running it."""
+    at it, whether it is pinned, who promoted it and when, and the replicas running it."""
     from mdl.details import describe
 
     fmt = output_format(ctx, output, as_json)
@@ -58,6 +58,7 @@ def show(
         ("Created", f"{timestamp(m.created)} by {m.creator}"),
         ("Size", f"{human_bytes(m.bytes)} in {plural(len(m.files), 'file')}"),
         ("Aliases", ", ".join(d.aliases) or "-"),
+        ("Pinned", "yes" if d.pinned else "no"),
     ]
     fields += [
         ("Promoted", f"{e.alias} by {e.who} at {timestamp(e.at)} ({e.action}, #{e.seq})") for e in d.promotions

@@ -65,7 +65,8 @@ def test_list_tables_and_json(cli, model, tmp_path, frozen):
     doc = json.loads(cli("list", "lr", "--json").stdout)
     assert doc["name"] == "lr" and doc["aliases"] == {"latest": "v1"}
     assert doc["versions"] == [{"version": "v1", "bytes": 9, "files": 1, "created": FIXED, "creator": "ci@build",
-                                "format": "pickle", "digest": doc["versions"][0]["digest"], "aliases": ["latest"]}]
+                                "format": "pickle", "digest": doc["versions"][0]["digest"], "aliases": ["latest"],
+                                "pinned": False}]
 
 
 def test_promote_rollback_history(cli, model, tmp_path, frozen, monkeypatch):
@@ -85,7 +86,7 @@ def test_promote_rollback_history(cli, model, tmp_path, frozen, monkeypatch):
     assert doc["name"] == "lr"
     assert [(h["alias"], h["from"], h["to"], h["action"]) for h in doc["history"]] == [
         ("latest", None, "v1", "promote"), ("latest", "v1", "v2", "promote"), ("latest", "v2", "v1", "rollback")]
-    assert set(doc["history"][0]) == {"seq", "alias", "from", "to", "who", "at", "action"}
+    assert set(doc["history"][0]) == {"seq", "alias", "from", "to", "who", "at", "action", "version", "rule"}
     table = cli("history", "lr").stdout.splitlines()
     assert table[0].split("\t") == ["SEQ", "WHEN", "ALIAS", "ACTION", "FROM", "TO", "WHO"]
     assert len(table) == 4 and table[-1].split("\t")[2:6] == ["latest", "rollback", "v2", "v1"]

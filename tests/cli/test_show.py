@@ -35,6 +35,7 @@ def test_show_the_version_latest_names_as_a_person_reads_it(cli, client, lr):
         f"Created:   {m.created[:19].replace('T', ' ')}Z by {who}\n"
         "Size:      2.0 KiB in 2 files\n"
         "Aliases:   latest, stable\n"
+        "Pinned:    no\n"
         f"Promoted:  latest by {who} at {at['latest']} (promote, #1)\n"
         f"Promoted:  stable by {who} at {at['stable']} (promote, #2)\n"
         "\n"
