@@ -1,5 +1,5 @@
 """One version seen whole without pulling it: its files, where the aliases point, who promoted it,
-which replicas run it (``mdl show``)."""
+whether it is pinned, which replicas run it (``mdl show``)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ class VersionDetails:
     aliases: list[str]  # the aliases that point at it now
     promotions: list[HistoryEntry]  # the history entries that moved an alias to it, oldest first
     replicas: list[ReplicaRecord]  # the live replicas that have it loaded or are moving to it
+    pinned: bool = False  # mdl pin: rm and gc never delete it
 
     @property
     def name(self) -> str:
@@ -43,6 +44,7 @@ class VersionDetails:
             "bytes": m.bytes,
             "files": [{"path": f.path, "size": f.size, "sha256": f.sha256} for f in m.files],
             "aliases": self.aliases,
+            "pinned": self.pinned,
             "promotions": [e.to_dict() for e in self.promotions],
             "replicas": [
                 {
@@ -70,4 +72,5 @@ def describe(client: Client, name: str, version: str | None = None, alias: str |
     aliases = sorted(a for a, v in client.pointer(name).aliases.items() if v == version)
     promotions = [e for e in client.history(name) if e.to_version == version]
     replicas = [r for r in Fleet(client).replicas(name) if version in (r.loaded, r.desired)]
-    return VersionDetails(manifest, aliases, sorted(promotions, key=lambda e: e.seq), replicas)
+    pinned = version in client.registry.lifecycle(name).pins
+    return VersionDetails(manifest, aliases, sorted(promotions, key=lambda e: e.seq), replicas, pinned)
