@@ -135,6 +135,13 @@ def facts(client: Client, name: str, versions: list[str] | None = None, window: 
     it, pinned, tombstoned, the aliases whose rollback window (the last ``window`` versions each
     pointed at before its current one) holds it, and the live replicas that have it loaded or are
     downloading it. A version whose manifest cannot be read gets an unreadable creation time."""
+    return _facts(client, name, versions, window)[0]
+
+
+def _facts(client: Client, name: str, versions: list[str] | None, window: int) -> tuple[list[VersionFacts], int]:
+    """``facts`` and the pointer revision they hold for: the pointer is read before the history, so
+    while the pointer stays at that revision no alias has moved since (a move appends its history
+    entry in the same atomic step)."""
     from mdl.fleet import Fleet
     from mdl.retention import VersionFacts, rollback_windows
 
@@ -159,7 +166,7 @@ def facts(client: Client, name: str, versions: list[str] | None = None, window: 
                 deleting=v in lc.tombstones,
             )
         )
-    return out
+    return out, pointer.revision
 
 
 # -- deleting ------------------------------------------------------------------------------------
@@ -198,13 +205,19 @@ def rm(
         for v in wanted:
             if v not in stored and v not in tombstoned:
                 client.manifest(name, v)  # says what is missing: the model, or the version
-        known = {f.version: f for f in facts(client, name, [v for v in wanted if v in stored], window)}
+        found, seen = _facts(client, name, [v for v in wanted if v in stored], window)
+        known = {f.version: f for f in found}
         for v in wanted:
             if v in known and (why := rm_refusals(known[v], force)):
                 raise _refused(name, v, why, force)
-        return [
-            _delete(client, name, v, known[v].bytes if v in known else 0, force, trash, window, rule) for v in wanted
-        ]
+        deleted = []
+        for v in wanted:
+            if v in known:
+                deleted.append(_delete(client, name, known[v], seen, force, trash, window, rule))
+            else:  # tombstoned and hidden already: a delete killed midway, finished here
+                _purge(client, name, v, trash)
+                deleted.append(Deleted(name, v, 0, trash))
+        return deleted
 
 
 def _refused(name: str, version: str, why: list[str], force: bool) -> Conflict:
@@ -222,20 +235,30 @@ def _refused(name: str, version: str, why: list[str], force: bool) -> Conflict:
 
 
 def _delete(
-    client: Client, name: str, version: str, size: int, force: bool, trash: bool, window: int, rule: str | None
+    client: Client,
+    name: str,
+    known: VersionFacts,
+    seen: int,
+    force: bool,
+    trash: bool,
+    window: int,
+    rule: str | None,
 ) -> Deleted:
-    """Steps 1-4 for one version."""
+    """Steps 1-4 for one version, whose ``known`` facts hold for pointer revision ``seen``."""
     from mdl.retention import rm_refusals
 
-    who = client.identity
+    who, version = client.identity, known.version
 
     def tombstone(p: Pointer, lc: Lifecycle) -> tuple[Lifecycle, Entry, bool] | None:
+        nonlocal known, seen
         if version in lc.tombstones:
             return None  # already being deleted (by us before a lost connection, or a killed rm): finish it
-        # decided again on every attempt, the aliases and pins as read with this compare-and-set
-        f = facts(client, name, [version], window)[0]
+        if p.revision != seen:  # an alias moved since the facts were read: read them again
+            again, seen = _facts(client, name, [version], window)
+            known = again[0]
+        # decided on every attempt with the aliases and pins as read for this compare-and-set
         aliases = tuple(sorted(a for a, v in p.aliases.items() if v == version))
-        f = dataclasses.replace(f, aliases=aliases, pinned=version in lc.pins)
+        f = dataclasses.replace(known, aliases=aliases, pinned=version in lc.pins)
         if why := rm_refusals(f, force):
             raise _refused(name, version, why, force)
         mark = {"who": who, "at": now_iso(), **({"rule": rule} if rule else {})}
@@ -247,11 +270,12 @@ def _delete(
 
     _update(client, name, tombstone)
     _purge(client, name, version, trash)
-    return Deleted(name, version, size, trash)
+    return Deleted(name, version, known.bytes, trash)
 
 
 def _purge(client: Client, name: str, version: str, trash: bool) -> None:
-    """Steps 2-4: hide the version (if it is still there), purge what is hidden of it, drop its tombstone."""
+    """Steps 2-4: hide the version (if it is still there), purge what is hidden of it and its signatures,
+    drop its tombstone."""
     from mdl.storage.base import hidden_version
 
     storage = client.storage
@@ -259,6 +283,7 @@ def _purge(client: Client, name: str, version: str, trash: bool) -> None:
     for entry in storage.list_hidden(name):
         if hidden_version(entry) == version:  # "v1.<token>", never "v1.5.<token>"
             storage.purge_hidden(name, entry, trash=trash)
+    storage.remove_signatures(name, version)  # kept outside the version: they go with it
 
     def drop(p: Pointer, lc: Lifecycle) -> tuple[Lifecycle, None, bool] | None:
         if version not in lc.tombstones:
@@ -308,20 +333,29 @@ class Skipped(NamedTuple):
 
 def apply(client: Client, plan_: Plan, *, trash: bool = False) -> tuple[list[Deleted], list[Skipped]]:
     """Delete what ``plan_`` condemns, each through ``rm``'s checks without force: a version that
-    became aliased, pinned, in use or part of a rollback window since the plan stays (skipped)."""
-    deleted, skipped = [], []
-    for d in plan_.delete:
+    became aliased, pinned, in use or part of a rollback window since the plan stays (skipped). The
+    facts are read once for all of them (and again only when an alias moves meanwhile)."""
+    from mdl.retention import rm_refusals
+
+    name, window, rule = plan_.name, plan_.rules.rollback_window, plan_.rules.describe()
+    _check_trash(client, trash)
+    deleted: list[Deleted] = []
+    skipped: list[Skipped] = []
+    condemned = [d.version for d in plan_.delete]
+    if not condemned:
+        return deleted, skipped
+    with client.operation(f"gc {name}"):
+        stored = set(client.stored_versions(name))
+        found, seen = _facts(client, name, [v for v in condemned if v in stored], window)
+    for f in found:
+        if why := rm_refusals(f, False):
+            skipped.append(Skipped(f.version, f"cannot delete {name}/{f.version}: {'; '.join(why)}"))
+            continue
         try:
-            deleted += rm(
-                client,
-                plan_.name,
-                [d.version],
-                trash=trash,
-                window=plan_.rules.rollback_window,
-                rule=plan_.rules.describe(),
-            )
+            with client.operation(f"gc {name}"):
+                deleted.append(_delete(client, name, f, seen, False, trash, window, rule))
         except (Conflict, NotFound) as exc:
-            skipped.append(Skipped(d.version, exc.message))
+            skipped.append(Skipped(f.version, exc.message))
     return deleted, skipped
 
 
