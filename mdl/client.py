@@ -50,7 +50,9 @@ if TYPE_CHECKING:  # the transfer machinery loads only for commands that move by
     from mdl.blobcache import BlobCache
     from mdl.lifecycle import Deleted, GcResult
     from mdl.retention import Rules
+    from mdl.signing import Signer
     from mdl.transfer import Progress
+    from mdl.trust import Checked
 
 CAS_ATTEMPTS = 50
 CAS_BACKOFF = Backoff(base=0.01, cap=0.5)
@@ -104,8 +106,15 @@ class Client:
 
     @functools.cached_property
     def identity(self) -> str:
-        """Who pushes and moves are recorded as: with ``storage.auth: kerberos`` the principal HDFS knows
-        this client by, else ``user@host``."""
+        """Who pushes and moves are recorded as: where the registry authenticates (ZooKeeper digest
+        credentials) its user, e.g. ``deploy (zookeeper digest)``; with ``storage.auth: kerberos`` the
+        principal HDFS knows this client by; else the self-reported ``user@host``."""
+        if str(self.config["registry.url"]).startswith("zk://"):
+            from mdl.registry.zookeeper.config import read_credentials
+
+            credentials = read_credentials(self.config)
+            if credentials:
+                return f"{credentials[0]} (zookeeper digest)"
         if self.config["storage.auth"] == "kerberos":
             from mdl.storage.kerberos import principal_of
 
@@ -194,8 +203,11 @@ class Client:
         alias: str = DEFAULT_ALIAS,
         jobs: int | None = None,
         progress: Progress | None = None,
+        sign: bool = False,
     ) -> PushResult:
-        """Upload a file or directory as a new immutable version."""
+        """Upload a file or directory as a new immutable version; with ``sign``, sign it with
+        ``trust.signing_key`` once published (and before any promotion, so a fleet requiring
+        signatures never sees the alias move to an unsigned version)."""
         from mdl.transfer import NoProgress
 
         validate_name(name)
@@ -205,7 +217,11 @@ class Client:
         if fmt is not None and fmt not in FORMATS:
             raise InvalidInput(f"unknown format {fmt!r}", hint=f"use one of: {', '.join(FORMATS)}")
         with self.operation(f"push {name}"):
-            return self._push(name, source, version, fmt, promote, alias, jobs, progress or NoProgress())
+            if sign:  # a missing or unusable key fails before anything is uploaded
+                from mdl.trust import signing_material
+
+                signing_material(self.config)
+            return self._push(name, source, version, fmt, promote, alias, jobs, progress or NoProgress(), sign)
 
     def _push(
         self,
@@ -217,6 +233,7 @@ class Client:
         alias: str,
         jobs: int | None,
         progress: Progress,
+        sign: bool = False,
     ) -> PushResult:
         jobs = jobs or self.config["transfer.jobs"]
         kind, files = scan_source(Path(source))
@@ -250,6 +267,11 @@ class Client:
                 changed=True,
                 uploaded=True,
             )
+        if sign:
+            from mdl.trust import describe
+
+            signer, added = self.sign(name, result.version)
+            result = result._replace(signature={**describe(signer), "added": added}, changed=result.changed or added)
         if promote:
             move = self.promote(name, result.version, alias=alias)
             result = result._replace(promoted=alias, changed=result.changed or move.changed)
@@ -497,8 +519,11 @@ class Client:
         jobs: int | None = None,
         progress: Progress | None = None,
         force: bool = False,
+        require_signature: bool = False,
     ) -> PullResult:
-        """A verified copy of a version in ``dest`` (default ``./<name>``); a no-op if already there."""
+        """A verified copy of a version in ``dest`` (default ``./<name>``); a no-op if already there.
+        Under the signature policy (``require_signature`` or ``trust.require_signature``) a version
+        without a valid signature is refused (IntegrityError) and nothing is left behind."""
         version = self.resolve(name, version, alias)
         manifest = self.manifest(name, version)
         target = Path(dest) if dest is not None else Path.cwd() / name
@@ -506,7 +531,11 @@ class Client:
 
         changed = not verify_local(target, manifest)
         if changed:
-            self.download(manifest, target, jobs=jobs, progress=progress, force=force)
+            self.download(
+                manifest, target, jobs=jobs, progress=progress, force=force, require_signature=require_signature
+            )
+        elif self.signature_required(require_signature):
+            self.verify(name, version, manifest=manifest)
         return PullResult(
             name, version, manifest.digest, str(target.absolute()), len(manifest.files), manifest.bytes, changed
         )
@@ -520,10 +549,22 @@ class Client:
         progress: Progress | None = None,
         force: bool = False,
         cache: BlobCache | None = None,
+        require_signature: bool = False,
     ) -> None:
         """Download the version ``manifest`` describes into ``dest``, verified, replacing what is there
-        only on success (see ``mdl.transfer.download_version``); ``cache``: a host's shared file store."""
+        only on success (see ``mdl.transfer.download_version``); ``cache``: a host's shared file store.
+        Under the signature policy (:meth:`signature_required`) the version's signatures are checked
+        once its files are, before the copy is moved into place: refused, nothing is left behind."""
         from mdl.transfer import NoProgress, download_version
+
+        def accept(m: Manifest) -> None:
+            self.verify(m.name, m.version, manifest=m)
+
+        required = self.signature_required(require_signature)
+        if required:  # no trust anchor (a configuration error) is said before anything is downloaded
+            from mdl.trust import anchors
+
+            anchors(self.config)
 
         download_version(
             self.storage,
@@ -533,7 +574,37 @@ class Client:
             progress or NoProgress(),
             force=force,
             cache=cache,
+            accept=accept if required else None,
         )
+
+    # -- signatures (mdl.trust) -----------------------------------------------------------------
+
+    def signature_required(self, flag: bool = False) -> bool:
+        """Whether pull, watch and serve refuse unsigned versions: ``flag`` or ``trust.require_signature``."""
+        from mdl.trust import required
+
+        return required(self.config, flag)
+
+    def sign(self, name: str, version: str) -> tuple[Signer, bool]:
+        """Sign a stored version with ``trust.signing_key``; the signer and whether a signature was added."""
+        from mdl.trust import sign_version
+
+        validate_name(name)
+        validate_version(version)
+        return sign_version(self, name, version)
+
+    def verify(self, name: str, version: str, *, manifest: Manifest | None = None) -> list[Signer]:
+        """The trusted signers of a version (IntegrityError if none). ``manifest``: the one its files were
+        checked against (default: storage's)."""
+        from mdl.trust import verify_version
+
+        return verify_version(self, name, version, manifest or self.manifest(name, version))
+
+    def signatures(self, name: str, version: str) -> list[Checked]:
+        """Every stored signature of a version with its verdict (``mdl verify``)."""
+        from mdl.trust import check_version
+
+        return check_version(self, name, version, self.manifest(name, version))
 
     # -- lifecycle (mdl.lifecycle: the deletion protocol) ----------------------------------------
 

@@ -141,6 +141,49 @@ SETTINGS: tuple[Setting, ...] = (
         "per-model overrides of keep_last, keep_days and grace: {model: {key: value}} (JSON in the env variable)",
     ),
 )
+#: trust.*: signing and verification (mdl.trust); anchors come only from here, never from storage or the registry
+SETTINGS += (
+    Setting(
+        "trust.signing_key",
+        str,
+        None,
+        "PEM private key (EC P-256/384/521) mdl sign and push --sign use; its password, if any, in env "
+        "MDL_TRUST_SIGNING_KEY_PASSWORD",
+    ),
+    Setting(
+        "trust.signing_cert_chain",
+        str,
+        None,
+        "PEM: the signing key's certificate (codeSigning) then its intermediates: certificate signatures",
+    ),
+    Setting("trust.keys", list, None, "PEM public keys whose signatures are trusted (comma-separated in the env)"),
+    Setting("trust.ca", list, None, "PEM CA certificates whose code-signing chains are trusted (comma-separated)"),
+    Setting(
+        "trust.require_signature",
+        bool,
+        False,
+        "pull, watch and serve refuse a version without a valid signature (as --require-signature does)",
+    ),
+)
+#: serve.*: what mdl serve's built-in loaders may load (mdl.server.loaders)
+SETTINGS += (
+    Setting(
+        "serve.pickle",
+        str,
+        "allow",
+        "pickle/joblib versions run code as they load: allow (a warning per version), signed (only versions "
+        "signed by a trusted key, see trust.*) or deny",
+        ("allow", "signed", "deny"),
+    ),
+    Setting(
+        "serve.skops_trusted",
+        list,
+        None,
+        "types a skops model may hold beyond skops' own safe defaults, e.g. mypkg.MyTransformer "
+        "(comma-separated in the env)",
+    ),
+)
+_LIST_ITEMS = {"serve.skops_trusted": "type names"}  # what a list setting holds, for its error line
 BY_KEY: dict[str, Setting] = {s.key: s for s in SETTINGS}
 SECTIONS = frozenset(s.key.rsplit(".", 1)[0] for s in SETTINGS if "." in s.key)  # storage, registry...
 
@@ -179,6 +222,10 @@ def show_value(value: Any) -> str:
         import json
 
         return json.dumps(value, sort_keys=True)
+    if isinstance(value, list):
+        return ",".join(value)
+    if isinstance(value, bool):
+        return "true" if value else "false"
     return str(value)
 
 
@@ -187,6 +234,10 @@ def _coerce(setting: Setting, raw: Any, where: str) -> Any:
         return None
     if setting.type is dict:
         return _coerce_overrides(setting.key, raw, where)
+    if setting.type is bool:
+        return _coerce_bool(setting.key, raw, where)
+    if setting.type is list:
+        return _coerce_paths(setting.key, raw, where)
     kind = {str: "string", int: "whole number", float: "number"}.get(setting.type, setting.type.__name__)
     try:
         if setting.type is str:
@@ -226,6 +277,27 @@ def _coerce(setting: Setting, raw: Any, where: str) -> Any:
     if setting.choices and value not in setting.choices:
         raise ConfigError(f"{setting.key} in {where} must be one of {', '.join(setting.choices)}, got {_show(raw)}")
     return value
+
+
+_BOOLS = {"true": True, "yes": True, "on": True, "1": True, "false": False, "no": False, "off": False, "0": False}
+
+
+def _coerce_bool(key: str, raw: Any, where: str) -> bool:
+    if isinstance(raw, bool):
+        return raw
+    if isinstance(raw, str) and raw.strip().lower() in _BOOLS:
+        return _BOOLS[raw.strip().lower()]
+    raise ConfigError(f"{key} in {where} must be true or false, got {_shown(raw)}")
+
+
+def _coerce_paths(key: str, raw: Any, where: str) -> list[str]:
+    """A list of file paths: a YAML list, or one string of comma-separated paths (an env variable)."""
+    items = [p.strip() for p in raw.split(",")] if isinstance(raw, str) else raw
+    if not isinstance(items, list) or not all(isinstance(p, str) and p for p in items):
+        raise ConfigError(f"{key} in {where} must be a list of {_LIST_ITEMS.get(key, 'file paths')}, got {_shown(raw)}")
+    if any(ord(ch) < 32 or ord(ch) == 127 for p in items for ch in p):
+        raise ConfigError(f"{key} in {where} must not contain control characters, got {_show(raw)}")
+    return items
 
 
 OVERRIDABLE = ("keep_last", "keep_days", "grace")  # the retention.* keys retention.models may set per model

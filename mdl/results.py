@@ -19,9 +19,13 @@ class PushResult(NamedTuple):
     changed: bool
     uploaded: bool
     promoted: str | None = None
+    signature: dict[str, Any] | None = None  # push --sign: who signed (mdl.trust), and whether it was added
 
     def to_dict(self) -> dict[str, Any]:
-        return self._asdict()
+        d = self._asdict()
+        if d["signature"] is None:  # the key exists only for push --sign
+            del d["signature"]
+        return d
 
 
 class VersionInfo(NamedTuple):

@@ -140,8 +140,12 @@ def download_version(
     progress: Progress,
     force: bool = False,
     cache: BlobCache | None = None,
+    accept: Callable[[Manifest], None] | None = None,
 ) -> None:
     """Download every file to a temporary sibling of ``dest``, verify, then rename into place.
+
+    ``accept`` is the last word once every file matched the manifest and before the rename (the
+    signature policy): it raises to refuse the version, and the temporary copy goes.
 
     On any failure nothing is left behind and ``dest`` is as it was. With a ``cache`` (on the same
     file system), files come from it, or are downloaded once into it, and are hard-linked. Every
@@ -194,6 +198,8 @@ def download_version(
                 fetch(target)
 
         run_parallel(one, manifest.files, jobs)
+        if accept is not None:
+            accept(manifest)
         with create_new(tmp / MANIFEST_NAME) as f:
             f.write(manifest.to_json())
         _swap_into_place(tmp, dest)

@@ -27,6 +27,8 @@ COMMANDS = {
     "serve": "serve",
     "endpoints": "endpoints",
     "status": "status",
+    "sign": "sign",
+    "verify": "verify",
     "pin": "pin",
     "unpin": "pin",
     "rm": "rm",

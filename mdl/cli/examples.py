@@ -41,6 +41,7 @@ EXAMPLES: dict[str, list[str]] = {
         "mdl pull lr -d ./serving         # the version latest names; prints the path",
         "mdl pull lr 20261127T171300Z -d ./x",
         "mdl pull lr --alias canary -d ./x -o json",
+        "mdl pull lr -d ./x --require-signature   # refuse it unless a trusted key signed it",
     ],
     "watch": [
         "# keep /srv/models/lr/current on lr:latest (the sidecar)",
@@ -62,6 +63,16 @@ EXAMPLES: dict[str, list[str]] = {
     "status": [
         "mdl status lr                    # every replica: state, loaded version, age",
         "mdl status lr -o json",
+    ],
+    "sign": [
+        "# sign with trust.signing_key (MDL_TRUST_SIGNING_KEY); prints the key id",
+        "mdl sign lr 20261127T171300Z",
+        "# or sign as part of the push, before it is promoted",
+        "mdl push lr ./out/model.skops --sign --promote",
+    ],
+    "verify": [
+        "mdl verify lr 20261127T171300Z   # who signed it, against trust.keys / trust.ca",
+        "mdl verify lr --alias canary -o json",
     ],
     "pin": [
         "mdl pin lr 20261127T171300Z      # rm and gc never delete it",

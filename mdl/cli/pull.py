@@ -38,6 +38,13 @@ def pull(
     force: Annotated[
         bool, typer.Option("--force", help="Replace a non-empty directory that holds no mdl version.")
     ] = False,
+    require_signature: Annotated[
+        bool,
+        typer.Option(
+            "--require-signature",
+            help="Refuse a version without a valid signature from a trusted key or CA (trust.require_signature).",
+        ),
+    ] = False,
     jobs: JobsOpt = None,
     no_progress: NoProgressOpt = False,
     output: OutputOpt = None,
@@ -54,7 +61,16 @@ def pull(
     client = state(ctx).client
     signal.signal(signal.SIGTERM, _interrupt)  # cleaned up like Ctrl-C: no temporary is left behind
     with progress_bar(ctx, f"pull {name}", no_progress) as bar:
-        result = client.pull(name, version, alias=alias, dest=dest, jobs=jobs, progress=bar, force=force)
+        result = client.pull(
+            name,
+            version,
+            alias=alias,
+            dest=dest,
+            jobs=jobs,
+            progress=bar,
+            force=force,
+            require_signature=require_signature,
+        )
     if fmt == "json":
         emit_json(result.to_dict())
         return

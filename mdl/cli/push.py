@@ -47,6 +47,10 @@ def push(
             "Also point this alias at the new version (implies --promote).", metavar="ALIAS", show_default=False
         ),
     ] = None,
+    sign: Annotated[
+        bool,
+        typer.Option("--sign", help="Sign the version once published, with trust.signing_key (before any promotion)."),
+    ] = False,
     jobs: JobsOpt = None,
     no_progress: NoProgressOpt = False,
     output: OutputOpt = None,
@@ -70,6 +74,7 @@ def push(
             alias=alias or "latest",
             jobs=jobs,
             progress=bar,
+            sign=sign,
         )
     if fmt_out == "json":
         emit_json(result.to_dict())
@@ -82,6 +87,12 @@ def push(
         info(f"pushed {name}/{result.version}: {plural(result.files, 'file')}, {size}, {result.digest}")
     else:
         info(f"unchanged: {name}/{result.version} already holds this content ({result.digest})")
+    if result.signature:
+        s = result.signature
+        who = (
+            f"certificate {s['subject']} (key {s['key_id']})" if s["method"] == "certificate" else f"key {s['key_id']}"
+        )
+        info(f"{'signed' if s['added'] else 'already signed'} {name}/{result.version} with {who}")
     if result.promoted:
         info(f"{name}:{result.promoted} -> {result.version}")
 

@@ -74,7 +74,7 @@ def serve(
             metavar="MODULE:FUNCTION",
             help="Load versions "
             "with this function (called with the version directory; returns an object with "
-            "predict). Default: by the manifest's format (pickle, joblib).",
+            "predict). Default: by the manifest's format (onnx, skops, pickle, joblib).",
             show_default=False,
         ),
     ] = None,
@@ -124,6 +124,13 @@ def serve(
             help="Open HTTP connections served at a time. A connection past it gets 503 to its request and is closed.",
         ),
     ] = 1024,
+    require_signature: Annotated[
+        bool,
+        typer.Option(
+            "--require-signature",
+            help="Load only versions with a valid signature from a trusted key or CA (trust.require_signature).",
+        ),
+    ] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -135,7 +142,8 @@ def serve(
     SIGTERM/SIGINT: deregister, finish in-flight requests, exit. SIGHUP: re-sync.
 
     Security: loading a pickle or joblib model runs code from it, so whoever can push or promote a
-    version can run code on every server that serves it.
+    version can run code on every server that serves it. ONNX and skops load without running code;
+    config serve.pickle (allow, signed, deny) decides what happens to pickles.
     """
     if swap not in ("availability", "resource"):
         raise InvalidInput(f"--swap {swap!r}: use availability or resource")
@@ -159,6 +167,9 @@ def serve(
         graceful_timeout=graceful_timeout,
         read_timeout=read_timeout,
         max_connections=max_connections,
+        require_signature=require_signature,
+        pickle=state(ctx).config["serve.pickle"],
+        skops_trusted=tuple(state(ctx).config["serve.skops_trusted"] or ()),
     )
     code = serve_model(state(ctx).client, name, opts, event_printer(fmt))
     if code:

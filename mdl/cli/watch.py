@@ -91,6 +91,13 @@ def watch(
             help="Re-read the pointer every POLL seconds instead of subscribing to changes (0: subscribe).",
         ),
     ] = 0.0,
+    require_signature: Annotated[
+        bool,
+        typer.Option(
+            "--require-signature",
+            help="Refuse versions without a valid signature from a trusted key or CA (trust.require_signature).",
+        ),
+    ] = False,
     output: OutputOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
@@ -115,6 +122,7 @@ def watch(
         jitter=jitter,
         max_concurrent=max_concurrent,
         poll=poll,
+        require_signature=require_signature,
     )
     printer = event_printer(fmt)
 

@@ -45,6 +45,9 @@ class ServeOptions:
     graceful_timeout: float = 10.0
     read_timeout: float = 30.0  # a request's line + headers, and then its body, each within this
     max_connections: int = 1024  # open HTTP connections; past it, requests get 503
+    require_signature: bool = False  # load only signed versions (or trust.require_signature)
+    pickle: str = "allow"  # serve.pickle: allow, signed or deny (mdl.server.loaders)
+    skops_trusted: tuple[str, ...] = ()  # serve.skops_trusted: types skops may build beyond its defaults
     extra: dict[str, Any] = field(default_factory=dict)
 
 
@@ -192,6 +195,7 @@ class ModelServer:
     ) -> None:
         from mdl.server.app import ServerApp
         from mdl.server.engine import Engine
+        from mdl.server.loaders import LoadPolicy
         from mdl.server.metrics import Metrics
         from mdl.server.model import ModelHolder
 
@@ -203,7 +207,14 @@ class ModelServer:
         self._swap_raised = threading.Event()
         self._lock = threading.Lock()  # watcher, stopped
         metrics = Metrics(name)
-        self.holder = ModelHolder(name, loader, opts.swap, events=self.event, metrics=metrics)
+        policy = LoadPolicy(
+            opts.pickle, tuple(opts.skops_trusted), self._verify_signature if opts.pickle == "signed" else None
+        )
+        if opts.pickle == "signed" or client.signature_required(opts.require_signature):
+            from mdl.trust import anchors
+
+            anchors(client.config)  # no trusted key or CA: a configuration error now, not a refusal per version
+        self.holder = ModelHolder(name, loader, opts.swap, events=self.event, metrics=metrics, load_policy=policy)
         engine = Engine(max_batch=opts.max_batch, on_batch=metrics.batch)
         self.app = ServerApp(
             name,
@@ -231,6 +242,11 @@ class ModelServer:
             {"state": w.state, "error": w.error, "hint": w.hint, "desired": w.desired} if w else {"state": "starting"}
         )
 
+    def _verify_signature(self, version: str, manifest: Any) -> Any:
+        from mdl.trust import verify_version
+
+        return verify_version(self.client, self.name, version, manifest)
+
     def _on_swap(self, version: str, path: Path, previous: str | None) -> None:
         try:
             self.holder.on_swap(version, path, previous)
@@ -246,6 +262,7 @@ class ModelServer:
             keep=o.keep,
             address=self.address,
             kind="server",
+            require_signature=o.require_signature,
             extra={"swap": o.swap, **o.extra},
         )
         return Watcher(self.client, self.name, self.cache, wopts, emit=self.emit, on_swap=self._on_swap)

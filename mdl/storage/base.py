@@ -17,14 +17,17 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, BinaryIO, NamedTuple
 
-from mdl.errors import IntegrityError, InvalidInput, MdlError, NotFound
+from mdl.errors import Conflict, IntegrityError, InvalidInput, MdlError, NotFound
 from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, FileEntry, Manifest, check_entry_path
 from mdl.names import validate_version
 
 STAGING_DIR = ".mdl-staging"  # per model: <root>/<name>/.mdl-staging/<version>.<pid>.<token>
 DELETING_DIR = ".mdl-deleting"  # per model: <root>/<name>/.mdl-deleting/<version>.<token>
+#: per model: <root>/<name>/.mdl-signatures/<version>/<sig_id>.sig, outside the version (its digest never changes)
+SIGNATURES_DIR = ".mdl-signatures"
+SIG_SUFFIX = ".sig"
 #: what listings of models and versions pass over without a word: mdl's own hidden directories
-OWN_DIRS = frozenset({STAGING_DIR, DELETING_DIR})
+OWN_DIRS = frozenset({STAGING_DIR, DELETING_DIR, SIGNATURES_DIR})
 OnBytes = Callable[[int], None]
 TREE_HINT = "the stored tree was changed behind mdl's back"
 
@@ -79,6 +82,33 @@ def hidden_version(entry: str) -> str | None:
     if not dot or len(token) != 8 or not all(c in "0123456789abcdef" for c in token):
         return None
     return version if invalid_name(version, validate_version) is None else None
+
+
+def check_sig_id(sig_id: str) -> str:
+    """A signature's id: 64 lowercase hex digits (the signer's key id); InvalidInput otherwise."""
+    if not isinstance(sig_id, str) or len(sig_id) != 64 or any(c not in "0123456789abcdef" for c in sig_id):
+        raise InvalidInput(f"invalid signature id {str(sig_id)[:80]!r}: 64 lowercase hex digits expected")
+    return sig_id
+
+
+def sig_id_of(entry: str) -> str | None:
+    """The signature id an entry of a version's signature directory names (``<sig_id>.sig``), or None."""
+    if not entry.endswith(SIG_SUFFIX):
+        return None
+    sig_id = entry[: -len(SIG_SUFFIX)]
+    return sig_id if invalid_name(sig_id, check_sig_id) is None else None
+
+
+def signature_temp(sig_id: str) -> str:
+    """The hidden name a signature is written under before it is renamed (or linked) into place."""
+    return f".{sig_id}.{secrets.token_hex(4)}.tmp"
+
+
+def signature_differs(name: str, version: str, sig_id: str) -> Conflict:
+    return Conflict(
+        f"{name}/{version} already carries a different signature {sig_id}",
+        hint="a signature is never overwritten; see the signatures with: mdl verify " + f"{name} {version}",
+    )
 
 
 def version_gone(name: str, version: str, url: str) -> NotFound:
@@ -230,6 +260,27 @@ class Storage(ABC):
 
     #: whether :meth:`purge_hidden` can move versions into a trash (HDFS) instead of deleting them
     has_trash: bool = False
+
+    # -- signatures: <name>/.mdl-signatures/<version>/<sig_id>.sig, untrusted like the rest ----------
+
+    @abstractmethod
+    def put_signature(self, name: str, version: str, sig_id: str, data: bytes) -> bool:
+        """Add a signature in one atomic step (a hidden temporary, then renamed). Never overwrites: the
+        same ``sig_id`` again is a no-op if the bytes are identical (False), Conflict if not. True if added."""
+
+    @abstractmethod
+    def list_signatures(self, name: str, version: str) -> list[str]:
+        """The ids (sorted) of ``name/version``'s signatures: regular files named ``<sig_id>.sig``;
+        anything else is skipped (logged), a symlink included."""
+
+    @abstractmethod
+    def read_signature(self, name: str, version: str, sig_id: str, limit: int) -> bytes:
+        """One signature's bytes; NotFound if absent; IntegrityError, before reading it, if it holds
+        more than ``limit`` bytes or is not a regular file (never through a symlink)."""
+
+    @abstractmethod
+    def remove_signatures(self, name: str, version: str) -> None:
+        """Remove every signature of ``name/version`` (idempotent; never anything reached through a symlink)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -17,23 +17,38 @@ from typing import BinaryIO
 from urllib.parse import unquote, urlparse
 
 from mdl import safefs
-from mdl.errors import ConfigError, Escape, InvalidInput, MdlError, NotFound, PermissionDenied, VersionExists
+from mdl.errors import (
+    ConfigError,
+    Escape,
+    IntegrityError,
+    InvalidInput,
+    MdlError,
+    NotFound,
+    PermissionDenied,
+    VersionExists,
+)
 from mdl.manifest import CHUNK, MANIFEST_MAX, MANIFEST_NAME, Manifest
 from mdl.names import validate_name, validate_version
 from mdl.storage.base import (
     DELETING_DIR,
     OWN_DIRS,
+    SIG_SUFFIX,
+    SIGNATURES_DIR,
     STAGING_DIR,
     TREE_HINT,
     OnBytes,
     Stage,
     StagingEntry,
     Storage,
+    check_sig_id,
     hidden_name,
     hidden_version,
     invalid_name,
     is_staging_name,
     open_source,
+    sig_id_of,
+    signature_differs,
+    signature_temp,
     skip_foreign,
     staging_name,
     stored_rel,
@@ -42,6 +57,7 @@ from mdl.storage.base import (
 )
 
 _URL_HINT = "use file:///absolute/path"
+_NEW_FILE = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 def _path_of(url: str) -> Path:
@@ -495,6 +511,132 @@ class LocalStorage(Storage):
             raise MdlError(
                 f"could not remove all of {str(path)!r}", hint="check its permissions, then run mdl gc again"
             )
+
+    # -- signatures: <name>/.mdl-signatures/<version>/<sig_id>.sig, reached through descriptors -------
+
+    def _signatures_fd(self, name: str, version: str, *, create: bool) -> int | None:
+        """The directory of ``name/version``'s signatures (created if ``create``), or None if absent;
+        Escape if a symlink or a file stands on the way (nothing is created through it)."""
+        validate_name(name)
+        validate_version(version)
+        fd = self._model_fd(name)
+        if fd is None:
+            if create:
+                raise NotFound(f"model {name!r} does not exist in {self.url}")
+            return None
+        where = self.root / name
+        try:
+            for part in (SIGNATURES_DIR, version):
+                where = where / part
+                if create:
+                    try:
+                        os.mkdir(part, dir_fd=fd)
+                    except FileExistsError:
+                        pass
+                try:
+                    nxt = os.open(part, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=fd)
+                except FileNotFoundError:
+                    return None
+                except OSError as exc:
+                    if exc.errno in (errno.ENOTDIR, errno.ELOOP):
+                        raise Escape(
+                            f"{str(where)!r} is a symlink or not a directory: refusing to use it", hint=TREE_HINT
+                        ) from None
+                    raise _fs_error(exc, where) from None
+                os.close(fd)
+                fd = nxt
+            result, fd = fd, -1
+            return result
+        except OSError as exc:
+            raise _fs_error(exc, where) from None
+        finally:
+            if fd >= 0:
+                os.close(fd)
+
+    def put_signature(self, name: str, version: str, sig_id: str, data: bytes) -> bool:
+        final = check_sig_id(sig_id) + SIG_SUFFIX
+        dfd = self._signatures_fd(name, version, create=True)
+        assert dfd is not None
+        tmp = signature_temp(sig_id)
+        where = self.root / name / SIGNATURES_DIR / version
+        try:
+            try:
+                fd = os.open(tmp, _NEW_FILE, 0o644, dir_fd=dfd)
+                with os.fdopen(fd, "wb") as f:
+                    f.write(data)
+                    f.flush()
+                    os.fsync(f.fileno())
+                try:
+                    # link(2) never replaces an existing name: the signature appears whole, or not at all
+                    os.link(tmp, final, src_dir_fd=dfd, dst_dir_fd=dfd, follow_symlinks=False)
+                    return True
+                except FileExistsError:
+                    pass
+            except OSError as exc:
+                raise _fs_error(exc, where / final) from None
+            finally:
+                try:
+                    os.unlink(tmp, dir_fd=dfd)
+                except OSError:
+                    pass
+        finally:
+            os.close(dfd)
+        if self.read_signature(name, version, sig_id, len(data)) != data:
+            raise signature_differs(name, version, sig_id)
+        return False
+
+    def list_signatures(self, name: str, version: str) -> list[str]:
+        where = self.root / name / SIGNATURES_DIR / version
+        try:
+            dfd = self._signatures_fd(name, version, create=False)
+        except Escape:
+            skip_foreign(version, str(self.root / name / SIGNATURES_DIR), "not a real directory (a file or a symlink)")
+            return []
+        if dfd is None:
+            return []
+        try:
+            entries = _scan(dfd)
+        except OSError as exc:
+            raise _fs_error(exc, where) from None
+        finally:
+            os.close(dfd)
+        out = []
+        for e in entries:
+            sig_id = sig_id_of(e.name)
+            try:
+                regular = e.is_file(follow_symlinks=False)
+            except OSError:
+                regular = False
+            if sig_id is None or not regular:
+                if not e.name.startswith("."):  # a hidden temporary is a signature being added
+                    skip_foreign(e.name, str(where), "not a signature file")
+                continue
+            out.append(sig_id)
+        return sorted(out)
+
+    def read_signature(self, name: str, version: str, sig_id: str, limit: int) -> bytes:
+        validate_name(name)
+        validate_version(version)
+        path = f"{name}/{SIGNATURES_DIR}/{version}/{check_sig_id(sig_id)}{SIG_SUFFIX}"
+        try:
+            f = safefs.open_beneath(self.root, path)
+        except NotFound:
+            raise NotFound(f"signature {sig_id} of {name}/{version} does not exist in {self.url}") from None
+        except IntegrityError as exc:  # Escape: a symlink or not a regular file
+            raise IntegrityError(f"{exc.message} in {self.url}", hint=TREE_HINT) from None
+        with f:
+            size = os.fstat(f.fileno()).st_size
+            if size > limit:
+                raise too_large(f"signature {path} in {self.url}", size, limit)
+            data = f.read(limit + 1)
+        if len(data) > limit:
+            raise too_large(f"signature {path} in {self.url}", len(data), limit)
+        return data
+
+    def remove_signatures(self, name: str, version: str) -> None:
+        validate_name(name)
+        validate_version(version)
+        safefs.remove_tree(self.root / name / SIGNATURES_DIR / version, self.root)
 
 
 def _fs_error(exc: OSError, path: Path) -> MdlError:

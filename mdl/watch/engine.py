@@ -59,6 +59,10 @@ class Watcher:
         validate_alias(self.opts.alias)
         if self.opts.version:
             validate_version(self.opts.version)
+        if client.signature_required(self.opts.require_signature):
+            from mdl.trust import anchors
+
+            anchors(client.config)  # no trusted key or CA: a configuration error now, not a refusal per version
         self.dir = VersionDir(root, self.name)
         self.shared = BlobCache.from_setting(client.config["cache.dir"])
         self.emit = emit or (lambda e: None)
@@ -80,6 +84,7 @@ class Watcher:
         self._fresh_until = 0.0  # until then the subscription's last delivery stands for the pointer
         self._verified_current = False
         self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
+        self._signed: set[tuple[str, str]] = set()  # (version, digest) whose signatures passed the policy
         self._lock = threading.RLock()  # one reconcile, or one prune, at a time
         self._fetch_lock = threading.Lock()
 
@@ -398,11 +403,11 @@ class Watcher:
         """A verified local copy of ``version`` (downloaded unless already present)."""
         local = self.dir.manifest(version)
         if local is not None and (version, local.digest) in self._verified and self.dir.path(version).is_dir():
-            return local  # versions are immutable: a copy this process verified needs no storage round trip
+            return self._policy(version, local)  # immutable: a copy this process verified needs no storage trip
         manifest = self.client.manifest(self.name, version, from_registry=True)
         with self._fetch_lock:  # prefetch and reconcile never download one version twice at once
             if self._is_verified(version, manifest):
-                return manifest
+                return self._policy(version, manifest)
             if self.opts.jitter > 0:
                 time.sleep(spread(self.opts.jitter))
             self._event("downloading", version=version, bytes=manifest.bytes)
@@ -411,12 +416,27 @@ class Watcher:
                 self.reporter.download_started(version)
             try:
                 with self.client.download_slot(self.name, self.opts.max_concurrent):
-                    self.client.download(manifest, self.dir.path(version), force=True, cache=self.shared)
+                    self.client.download(
+                        manifest,
+                        self.dir.path(version),
+                        force=True,
+                        cache=self.shared,
+                        require_signature=self.opts.require_signature,
+                    )
             finally:
                 if not prefetch:
                     self.reporter.download_ended()
             self._verified.add((version, manifest.digest))
+            self._signed.add((version, manifest.digest))  # the download checked them if the policy is on
             self._event("downloaded", version=version, seconds=round(time.monotonic() - started, 3))
+        return manifest
+
+    def _policy(self, version: str, manifest: Manifest) -> Manifest:
+        """Under the signature policy, a local copy not downloaded under it is checked before it is used."""
+        key = (version, manifest.digest)
+        if key not in self._signed and self.client.signature_required(self.opts.require_signature):
+            self.client.verify(self.name, version, manifest=manifest)
+            self._signed.add(key)
         return manifest
 
     def _swap(self, version: str, manifest: Manifest) -> None:

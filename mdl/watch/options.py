@@ -32,6 +32,7 @@ class WatchOptions:
     retry_base: float = 1.0
     retry_max: float = 60.0
     hook_timeout: float = 60.0
+    require_signature: bool = False  # refuse versions without a valid signature (or trust.require_signature)
     address: str | None = None  # for servers: the URL replicas are reached at
     kind: str = "watcher"
     extra: dict[str, Any] = field(default_factory=dict)

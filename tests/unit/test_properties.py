@@ -705,7 +705,9 @@ def check_config(c: Config) -> None:
                 assert validate_name(name) and set(overrides) <= {"keep_last", "keep_days", "grace"}, (s.key, v)
                 for leaf, x in overrides.items():
                     assert x is None or check_number(BY_KEY[f"retention.{leaf}"], x), (s.key, v)
-        else:
+        elif s.type is list:  # trust.keys, trust.ca...: non-empty items without control characters
+            assert v and all(p and not any(ord(ch) < 32 or ord(ch) == 127 for ch in p) for p in v), (s.key, v)
+        elif s.type is not bool:
             assert check_number(s, v), (s.key, v)
         assert not s.choices or v in s.choices, (s.key, v)
 

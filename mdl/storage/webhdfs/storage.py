@@ -15,15 +15,21 @@ from mdl.names import validate_name, validate_version
 from mdl.storage.base import (
     DELETING_DIR,
     OWN_DIRS,
+    SIG_SUFFIX,
+    SIGNATURES_DIR,
     STAGING_DIR,
     TREE_HINT,
     OnBytes,
     StagingEntry,
     Storage,
+    check_sig_id,
     hidden_name,
     hidden_version,
     invalid_name,
     is_staging_name,
+    sig_id_of,
+    signature_differs,
+    signature_temp,
     skip_foreign,
     stored_rel,
     too_large,
@@ -34,6 +40,7 @@ from mdl.storage.webhdfs.download import download
 from mdl.storage.webhdfs.protocol import parse_url
 from mdl.storage.webhdfs.session import WebHdfsSession
 from mdl.storage.webhdfs.stage import WebHdfsStage
+from mdl.storage.webhdfs.upload import write_file
 
 if TYPE_CHECKING:
     from mdl.config import Config
@@ -351,6 +358,74 @@ class WebHdfsStorage(Storage):
             except Conflict:
                 dst = f"{target}{int(time.time() * 1000)}"
         raise Conflict(f"could not find a free name for {original} in the trash ({target}...)")
+
+    # -- signatures: <name>/.mdl-signatures/<version>/<sig_id>.sig ------------------------------------
+
+    def _signatures(self, name: str, version: str) -> str:
+        return self._path(validate_name(name), SIGNATURES_DIR, validate_version(version))
+
+    def put_signature(self, name: str, version: str, sig_id: str, data: bytes) -> bool:
+        d = self._signatures(name, version)
+        final = posixpath.join(d, check_sig_id(sig_id) + SIG_SUFFIX)
+        if not self._is_dir(self._path(name)):
+            raise NotFound(f"model {name!r} does not exist in {self.url}")
+        try:
+            self.session.mkdirs(d)
+        except MdlError as exc:
+            if getattr(exc, "remote_exception", None) in ("ParentNotDirectoryException", "FileAlreadyExistsException"):
+                raise IntegrityError(f"{d} is not a directory in {self.url}", hint=TREE_HINT) from None
+            raise
+        tmp = posixpath.join(d, signature_temp(sig_id))
+        what = f"signature {sig_id} of {name}/{version}"
+        write_file(self.session, tmp, data, what=f"{what} (temporary)")
+        try:
+            # rename2 never replaces an existing name: the signature appears whole, or not at all
+            self.session.rename(tmp, final, what=what)
+            return True
+        except Conflict:
+            pass
+        finally:
+            if self.session.exists(tmp):
+                self.session.delete(tmp)
+        if self.read_signature(name, version, sig_id, len(data)) != data:
+            raise signature_differs(name, version, sig_id)
+        return False
+
+    def list_signatures(self, name: str, version: str) -> list[str]:
+        d = self._signatures(name, version)
+        out = []
+        for st in self.session.listing(d) or []:
+            entry = st.get("pathSuffix")
+            if not isinstance(entry, str) or not entry:
+                continue  # LISTSTATUS of a file: the file itself
+            sig_id = sig_id_of(entry)
+            if sig_id is None or st.get("type") != "FILE":
+                if not entry.startswith("."):  # a hidden temporary is a signature being added
+                    skip_foreign(entry, d, "not a signature file")
+                continue
+            out.append(sig_id)
+        return sorted(out)
+
+    def read_signature(self, name: str, version: str, sig_id: str, limit: int) -> bytes:
+        path = posixpath.join(self._signatures(name, version), check_sig_id(sig_id) + SIG_SUFFIX)
+        what = f"signature {sig_id} of {name}/{version}"
+        try:
+            st = self.session.status(path, what)
+        except NotFound:
+            raise NotFound(f"{what} does not exist in {self.url}") from None
+        if st.get("type") != "FILE":
+            raise IntegrityError(f"{what} in {self.url} is not a regular file", hint=TREE_HINT)
+        length = int(st.get("length", 0))
+        if length > limit:  # known from GETFILESTATUS: refused before a byte is read
+            raise too_large(f"{what} in {self.url}", length, limit)
+        with self.session.reader(path, 0, length, what) as f:
+            return f.read()
+
+    def remove_signatures(self, name: str, version: str) -> None:
+        try:
+            self.session.delete(self._signatures(name, version))
+        except NotFound:
+            pass
 
     def check(self) -> list[CheckResult]:
         """Connectivity check: NameNode, tree root, a tiny write + read + delete, every DataNode.
