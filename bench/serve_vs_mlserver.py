@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""mdl serve vs MLServer: single-row scikit-learn predictions, same machine, same load generator.
+"""mdl serve (pickle and ONNX) vs MLServer: single-row scikit-learn predictions, same machine, same load generator.
 
     python bench/serve_vs_mlserver.py [--duration 10] [--rounds 3] [--connections 1,8,64]
                                       [--mlserver-venv bench/.venv-mlserver] [--mlserver-workers 1,0]
 
 Both servers serve the same model (logistic regression on iris, trained by each server's own
-scikit-learn from the same data with the same parameters) over the Open Inference Protocol v2, and
+scikit-learn from the same data with the same parameters) over the Open Inference Protocol v2; mdl
+serves it twice, as the joblib file (scikit-learn's predict) and converted to ONNX by skl2onnx
+(onnxruntime; the same body, answered with the graph's two outputs, label and probabilities), and
 ``wrk`` (``apt-get install wrk``; one thread, keep-alive, the same Lua script posting the same
 single-row JSON body) drives each in turn for ``--duration`` seconds after a warm-up, alternating
 servers for ``--rounds`` rounds per connection count; the servers not being measured are paused
@@ -20,7 +22,8 @@ MLServer (``mlserver`` + ``mlserver-sklearn``, its scikit-learn runtime) runs fr
 (created on first use; its dependencies may conflict with mdl's) with its defaults except
 ``debug: false`` (no access log) — and, for each ``--mlserver-workers`` value, ``parallel_workers``
 (1 is MLServer's default: inference in a worker process; 0: in the server process). mdl is compared
-with the best of them. Targets: at least 1.5x MLServer's requests per second with a p99 no worse.
+with the best of them. Targets: at least 1.5x MLServer's requests per second with a p99 no worse
+(the pickle model), and at least 1.5x MLServer's requests per second for the ONNX one.
 Writes bench/results/serve_vs_mlserver.json.
 """
 
@@ -52,6 +55,13 @@ from sklearn.linear_model import LogisticRegression
 x, y = load_iris(return_X_y=True)
 joblib.dump(LogisticRegression(C=float(sys.argv[2]), max_iter=500).fit(x, y), sys.argv[1])
 """
+TO_ONNX = """
+import sys, joblib, numpy as np
+from skl2onnx import to_onnx
+graph = to_onnx(joblib.load(sys.argv[1]), np.zeros((1, 4), dtype=np.float32), options={"zipmap": False})
+open(sys.argv[2], "wb").write(graph.SerializeToString())
+"""
+ONNX = "mdl serve (ONNX)"
 FLIP = """
 import sys, time
 from mdl.client import Client
@@ -247,6 +257,10 @@ def main() -> int:
             bl.check(bl.run_measured([*mdl, "push", "iris", str(root / d / "model.joblib"), "--version", v], env=env,
                                      cwd=bl.REPO), f"mdl push {v}")
         bl.check(bl.run_measured([*mdl, "promote", "iris", "v1"], env=env, cwd=bl.REPO), "mdl promote")
+        subprocess.run([mdl_py, "-c", TO_ONNX, str(root / "mdl-v1" / "model.joblib"), str(root / "iris.onnx")],
+                       check=True)
+        bl.check(bl.run_measured([*mdl, "push", "iris-onnx", str(root / "iris.onnx"), "--version", "v1", "--promote"],
+                                 env=env, cwd=bl.REPO), "mdl push iris-onnx")
 
         servers: dict[str, str] = {}
         port = free_port()
@@ -258,6 +272,14 @@ def main() -> int:
         servers["mdl serve"] = f"http://127.0.0.1:{port}/v2/models/iris/infer"
         proc_of = {"mdl serve": procs[-1]}
         mdl_url = f"http://127.0.0.1:{port}"
+        port = free_port()
+        log = root / "mdl-serve-onnx.log"
+        procs.append(subprocess.Popen([*mdl, "serve", "iris-onnx", "--port", str(port), "--cache",
+                                       str(root / "cache-onnx")], env=env, cwd=bl.REPO, stdout=open(log, "wb"),
+                                      stderr=subprocess.STDOUT, start_new_session=True))
+        wait_http(f"http://127.0.0.1:{port}/v2/models/iris-onnx/ready", 120, procs[-1], log)
+        servers[ONNX] = f"http://127.0.0.1:{port}/v2/models/iris-onnx/infer"
+        proc_of[ONNX] = procs[-1]
 
         for w in workers:
             d = root / f"mlserver-{w}"
@@ -302,7 +324,7 @@ def main() -> int:
 
         results = {name: {str(c): summary(runs[name][c]) for c in conns} for name in servers}
 
-        for p in procs[1:]:  # MLServer is done: it should not share the CPU with the swap run
+        for p in procs[1:]:  # MLServer and the ONNX server are done: no sharing the CPU with the swap run
             stop(p)
         pause(proc_of["mdl serve"], False)
         swap_doc = swap_phase(args, mdl_py, env, mdl_url, root)
@@ -312,7 +334,7 @@ def main() -> int:
         rows = []
         for c in conns:
             m = results["mdl serve"][str(c)]
-            others = {n: results[n][str(c)] for n in servers if n != "mdl serve"}
+            others = {n: results[n][str(c)] for n in servers if not n.startswith("mdl serve")}
             best_name, best = max(others.items(), key=lambda kv: kv[1]["rps"])  # the fastest MLServer setting
             tight_name, tight = min(others.items(), key=lambda kv: kv[1]["p99_ms"])  # and its best p99
             ratio = m["rps"] / best["rps"] if best["rps"] else float("inf")
@@ -322,6 +344,10 @@ def main() -> int:
                             "pass": m["p99_ms"] <= tight["p99_ms"], "value_ms": m["p99_ms"]})
             targets.append({"target": f"c={c}: no failed requests (mdl serve)", "pass": m["errors"] == 0,
                             "value_errors": m["errors"]})
+            o = results[ONNX][str(c)]
+            onnx_ratio = o["rps"] / best["rps"] if best["rps"] else float("inf")
+            targets.append({"target": f"c={c}: ONNX >= 1.5x MLServer req/s (best: {best_name})",
+                            "pass": onnx_ratio >= 1.5 and o["errors"] == 0, "value_ratio": round(onnx_ratio, 2)})
             for n in servers:
                 s = results[n][str(c)]
                 rows.append([f"c={c}", n, f"{s['rps']:.0f}", f"{s['p50_ms']:.2f}", f"{s['p99_ms']:.2f}",

@@ -29,6 +29,7 @@ _FORMAT_BY_SUFFIX = {
     ".pickle": "pickle",
     ".joblib": "joblib",
     ".onnx": "onnx",
+    ".skops": "skops",
     ".pt": "pytorch",
     ".pth": "pytorch",
     ".safetensors": "safetensors",
@@ -333,7 +334,20 @@ def detect_format(kind: str, files: list[tuple[str, Path]]) -> str:
     if fmt:
         return fmt
     with open(local, "rb") as f:
-        head = f.read(2)
-    if len(head) == 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
+        head = f.read(4)
+    if len(head) >= 2 and head[0] == 0x80 and 2 <= head[1] <= 5:
         return "pickle"
+    if head == b"PK\x03\x04" and _is_skops(local):
+        return "skops"
     return "file"
+
+
+def _is_skops(path: Path) -> bool:
+    """A zip archive with skops' schema.json at its top (reads the central directory only)."""
+    import zipfile
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            return "schema.json" in z.namelist()
+    except (zipfile.BadZipFile, OSError, ValueError):
+        return False

@@ -353,12 +353,28 @@ def parse_tf(body: bytes) -> TFRequest:
     return TFRequest(x, columnar)
 
 
-def encode_tf(version: str, columnar: bool, value: Any) -> bytes:
-    arr = np.asarray(value)
-    data = arr.tolist() if arr.dtype.kind in "USOa" or arr.dtype == np.float16 else np.ascontiguousarray(arr)
+def encode_tf(version: str, columnar: bool, outputs: dict[str, Any]) -> bytes:
+    """TF Serving's answer: one output as is; several by name (per row for ``instances``, as TF Serving does)."""
+    values = {name: _tf_value(np.asarray(v)) for name, v in outputs.items()}
+    data: Any
+    if len(values) == 1:
+        data = next(iter(values.values()))
+    elif columnar:
+        data = values
+    else:
+        arrays = {name: np.asarray(v) for name, v in outputs.items()}
+        rows = min(len(a) for a in arrays.values()) if arrays else 0
+        data = [{name: _tf_value(a[i]) for name, a in arrays.items()} for i in range(rows)]
     return orjson.dumps(
         {"outputs" if columnar else "predictions": data, "model_version": version}, option=orjson.OPT_SERIALIZE_NUMPY
     )
+
+
+def _tf_value(arr: Any) -> Any:
+    arr = np.asarray(arr)
+    if arr.ndim == 0:
+        return arr.item() if arr.dtype.kind not in "SOa" else str(arr.item())
+    return arr.tolist() if arr.dtype.kind in "USOa" or arr.dtype == np.float16 else np.ascontiguousarray(arr)
 
 
 def error_body(message: str) -> bytes:

@@ -87,10 +87,8 @@ class Job:
                 self.body = decode_body(self.body, self.encoding, self.limit)
             if self.kind == V2:
                 req = parse_v2(self.body, self.header_length)
-                if len(req.inputs) != 1:
-                    raise ClientError(400, f"model {m.name} takes one input tensor, got {len(req.inputs)}")
-                x = req.inputs[0][1]
-                wanted = req.outputs or [("predict", req.binary_output)]
+                x = _inputs(m, req.inputs)
+                wanted = req.outputs or [(name, req.binary_output) for name in m.default_outputs]
                 for name, _ in wanted:
                     if name not in m.methods:
                         raise ClientError(
@@ -100,8 +98,13 @@ class Job:
                 self.binary = tuple(b or req.binary_output for _, b in wanted)
                 self.rid = req.id
             else:
+                if len(m.input_names) > 1:
+                    raise ClientError(
+                        400, f"model {m.name} takes {len(m.input_names)} named inputs: use the v2 API (/v2/models)"
+                    )
                 req_tf = parse_tf(self.body)
                 x, self.columnar = req_tf.x, req_tf.columnar
+                self.methods = m.default_outputs
             if m.n_features is not None and (x.ndim != 2 or x.shape[1] != m.n_features):
                 raise ClientError(
                     400,
@@ -120,7 +123,7 @@ class Job:
 
     def predict_alone(self) -> None:
         try:
-            self.outputs = {name: self.model.methods[name](self.x) for name in self.methods}
+            self.outputs = self.model.predict(self.x, self.methods)
         except (ValueError, TypeError, KeyError, IndexError) as exc:
             # the model's own validation (NaN, strings for numbers, unseen categories...): the input
             self.response = error_response(
@@ -144,11 +147,29 @@ class Job:
                     [(n, b, self.outputs[n]) for n, b in zip(self.methods, self.binary, strict=True)],
                 )
             else:
-                body, headers = encode_tf(m.version, self.columnar, self.outputs["predict"]), _JSON_HEADERS
+                body, headers = encode_tf(m.version, self.columnar, self.outputs), _JSON_HEADERS
             self.response = (200, headers, body)
         except Exception as exc:
             log.exception("encoding a response failed")
             self.response = error_response(500, f"cannot encode the model's output: {_short(exc)}")
+
+
+def _inputs(m: LoadedModel, tensors: list[tuple[str, Any]]) -> Any:
+    """The model's input: the one tensor, or for a model with several named inputs, a mapping by name."""
+    names = m.input_names
+    if len(names) <= 1:
+        if len(tensors) != 1:
+            raise ClientError(400, f"model {m.name} takes one input tensor, got {len(tensors)}")
+        return tensors[0][1]
+    given = dict(tensors)
+    if len(given) != len(tensors) or set(given) != set(names):
+        raise ClientError(
+            400, f"model {m.name} takes the inputs {', '.join(names)}; got {', '.join(n for n, _ in tensors)}"
+        )
+    rows = {len(v) if np.ndim(v) else -1 for v in given.values()}
+    if len(rows) != 1:
+        raise ClientError(400, f"model {m.name}: its inputs must have the same number of rows")
+    return given
 
 
 def _batch_key(job: Job) -> Any:
@@ -185,8 +206,8 @@ def _predict_together(group: list[Job]) -> None:
     x = np.concatenate([j.x for j in group])
     bounds = np.cumsum([len(j.x) for j in group])[:-1]
     results = {}
-    for name in group[0].methods:
-        out = np.asarray(model.methods[name](x))
+    for name, value in model.predict(x, group[0].methods).items():
+        out = np.asarray(value)
         if out.ndim == 0 or out.shape[0] != x.shape[0]:
             raise ValueError("output rows do not match input rows")
         results[name] = np.split(out, bounds)

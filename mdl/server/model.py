@@ -11,13 +11,12 @@ import gc
 import importlib
 import logging
 import os
-import pickle
 import sys
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -25,6 +24,8 @@ import numpy as np
 from mdl.errors import InvalidInput, LoadFailed, MdlError
 from mdl.host import now_iso
 from mdl.manifest import MANIFEST_NAME, Manifest
+from mdl.server import loaders
+from mdl.server.loaders import LoadPolicy
 
 log = logging.getLogger("mdl.server")
 
@@ -32,7 +33,6 @@ Loader = Callable[[Path], Any]
 SWAP_POLICIES = ("availability", "resource")
 # methods a request may ask for as outputs (v2 "outputs": [{"name": ...}]); "predict" is the default
 OUTPUT_METHODS = ("predict", "predict_proba", "predict_log_proba", "decision_function")
-_SUFFIXES = {".pkl": "pickle", ".pickle": "pickle", ".joblib": "joblib"}
 
 
 @dataclass(eq=False)
@@ -50,6 +50,10 @@ class LoadedModel:
     n_features: int | None
     outputs_meta: dict[str, tuple[str, list[int]]] = field(default_factory=dict)  # name -> (datatype, shape)
     input_datatype: str = "FP64"
+    # the object's own signature (an ONNX graph's): [(name, datatype, shape)]; empty: one input, "input-0"
+    inputs_meta: list[tuple[str, str, list[int]]] = field(default_factory=list)
+    default_outputs: tuple[str, ...] = ("predict",)  # what a request that names no output gets
+    runs_code: bool = False  # a built-in loader ran code from the version's files (pickle, joblib)
     loaded_at: str = ""
     load_seconds: float = 0.0
     inflight: int = 0  # requests admitted on this version and not yet answered (event-loop thread only)
@@ -58,8 +62,23 @@ class LoadedModel:
     def batchable(self) -> bool:
         return bool(getattr(self.obj, "mdl_batchable", True))
 
+    @property
+    def input_names(self) -> list[str]:
+        return [name for name, _, _ in self.inputs_meta]
+
+    def predict(self, x: Any, names: tuple[str, ...]) -> dict[str, Any]:
+        """The outputs ``names`` for ``x``: one run of the model where it computes several at once."""
+        run = getattr(self.obj, "mdl_run", None)
+        if run is not None:
+            return run(x, names)
+        return {name: self.methods[name](x) for name in names}
+
     def metadata(self) -> dict[str, Any]:
-        shape = [-1, self.n_features] if self.n_features is not None else [-1]
+        if self.inputs_meta:
+            inputs = [{"name": n, "datatype": d, "shape": s} for n, d, s in self.inputs_meta]
+        else:
+            shape = [-1, self.n_features] if self.n_features is not None else [-1]
+            inputs = [{"name": "input-0", "datatype": self.input_datatype, "shape": shape}]
         outputs = []
         for name in self.methods:
             datatype, oshape = self.outputs_meta.get(name, ("FP64", [-1]))
@@ -68,13 +87,16 @@ class LoadedModel:
             "name": self.name,
             "versions": [self.version],
             "platform": _platform(self),
-            "inputs": [{"name": "input-0", "datatype": self.input_datatype, "shape": shape}],
+            "inputs": inputs,
             "outputs": outputs,
             "parameters": {"format": self.format, "digest": self.digest, "loaded_at": self.loaded_at},
         }
 
 
 def _platform(m: LoadedModel) -> str:
+    own = getattr(m.obj, "mdl_platform", None)
+    if isinstance(own, str):
+        return own
     module = type(m.obj).__module__.split(".")[0]
     return "sklearn" if module == "sklearn" else f"mdl-{m.format}"
 
@@ -101,43 +123,9 @@ def resolve_loader(spec: str) -> Loader:
     return fn
 
 
-def _artifact(path: Path, manifest: Manifest) -> tuple[str, Path]:
-    """The file a built-in loader reads, and its format (pickle or joblib)."""
-    fmt = manifest.format
-    names = [f.path for f in manifest.files]
-    if fmt in ("pickle", "joblib"):
-        if len(names) == 1:
-            return fmt, path / names[0]
-        candidates = [n for n in names if _SUFFIXES.get(PurePosixPath(n).suffix.lower()) == fmt]
-    elif fmt == "directory":
-        candidates = [n for n in names if PurePosixPath(n).suffix.lower() in _SUFFIXES]
-    else:
-        raise LoadFailed(
-            f"no built-in loader for format {fmt!r} (built in: pickle, joblib)",
-            hint="serve it with --loader module:function",
-        )
-    if len(candidates) != 1:
-        found = ", ".join(candidates) or "none"
-        raise LoadFailed(
-            f"cannot tell which file to load: {len(candidates)} pickle/joblib files ({found})",
-            hint="push one model file, or serve with --loader module:function",
-        )
-    rel = candidates[0]
-    return _SUFFIXES[PurePosixPath(rel).suffix.lower()], path / rel
-
-
-def _builtin_load(fmt: str, file: Path) -> Any:
-    if fmt == "joblib":
-        try:
-            import joblib
-        except ImportError:
-            raise LoadFailed("format joblib needs the joblib package", hint="pip install joblib") from None
-        return joblib.load(file)
-    with open(file, "rb") as f:
-        return pickle.load(f)  # verified bytes only: the watcher swaps nothing it has not checked
-
-
-def load_model(name: str, version: str, path: Path, loader: Loader | None = None) -> LoadedModel:
+def load_model(
+    name: str, version: str, path: Path, loader: Loader | None = None, policy: LoadPolicy | None = None
+) -> LoadedModel:
     """Load and warm ``version`` from its verified directory. Raises LoadFailed with the reason."""
     started = time.perf_counter()
     try:
@@ -146,18 +134,42 @@ def load_model(name: str, version: str, path: Path, loader: Loader | None = None
         raise LoadFailed(f"cannot read the manifest of {version}: {exc.strerror or exc}") from None
     except MdlError as exc:
         raise LoadFailed(exc.message) from None
+    runs_code = False
     try:
         if loader is not None:
             obj = loader(path)
         else:
-            fmt, file = _artifact(path, manifest)
-            obj = _builtin_load(fmt, file)
+            fmt, file = loaders.artifact(path, manifest)
+            loaders.check_policy(fmt, version, manifest, policy or LoadPolicy())
+            runs_code = fmt in loaders.CODE_FORMATS
+            obj = loaders.load(fmt, file, version, policy or LoadPolicy())
     except LoadFailed:
         raise
     except Exception as exc:  # unpickling errors are anything at all
         raise LoadFailed(f"loading {version} failed: {type(exc).__name__}: {exc}") from None
     if obj is None:
         raise LoadFailed(f"the loader returned nothing for {version}")
+    model = LoadedModel(name, version, manifest.digest, manifest.format, path, obj, _methods(obj, version), None)
+    model.runs_code = runs_code
+    own_outputs = getattr(obj, "mdl_outputs", None)
+    if isinstance(own_outputs, dict):  # the object declares its signature (ONNX): metadata from it
+        model.outputs_meta.update(own_outputs)
+        model.inputs_meta = list(getattr(obj, "mdl_inputs", []))
+        model.default_outputs = tuple(own_outputs)
+    n = getattr(obj, "n_features_in_", None)
+    model.n_features = int(n) if isinstance(n, (int, np.integer)) else None
+    _warm(model)
+    model.loaded_at = now_iso()
+    model.load_seconds = time.perf_counter() - started
+    return model
+
+
+def _methods(obj: Any, version: str) -> dict[str, Callable[[Any], Any]]:
+    """Output name -> function of the input: the declared outputs (``mdl_outputs`` with ``mdl_run``),
+    else the scikit-learn-style methods the object has, else the object itself if callable."""
+    own = getattr(obj, "mdl_outputs", None)
+    if isinstance(own, dict) and callable(getattr(obj, "mdl_run", None)):
+        return {name: _one_output(obj.mdl_run, name) for name in own}
     methods: dict[str, Callable[[Any], Any]] = {}
     for m in OUTPUT_METHODS:
         fn = getattr(obj, m, None)  # getattr: sklearn hides unavailable methods (available_if)
@@ -168,13 +180,11 @@ def load_model(name: str, version: str, path: Path, loader: Loader | None = None
             methods = {"predict": obj}
         else:
             raise LoadFailed(f"the object loaded from {version} ({type(obj).__name__}) has no predict method")
-    n = getattr(obj, "n_features_in_", None)
-    n_features = int(n) if isinstance(n, (int, np.integer)) else None
-    model = LoadedModel(name, version, manifest.digest, manifest.format, path, obj, methods, n_features)
-    _warm(model)
-    model.loaded_at = now_iso()
-    model.load_seconds = time.perf_counter() - started
-    return model
+    return methods
+
+
+def _one_output(run: Callable[[Any, tuple[str, ...]], dict[str, Any]], name: str) -> Callable[[Any], Any]:
+    return lambda x: run(x, (name,))[name]
 
 
 def _warm(model: LoadedModel) -> None:
@@ -199,11 +209,11 @@ def _warm(model: LoadedModel) -> None:
         from mdl.server.codec import v2_datatype
 
         try:
-            model.outputs_meta[name] = (v2_datatype(out.dtype), [-1, *out.shape[1:]])
+            model.outputs_meta.setdefault(name, (v2_datatype(out.dtype), [-1, *out.shape[1:]]))
         except TypeError:
             pass
-    x = np.asarray(sample)
-    if x.dtype.kind in "fiub":
+    x = np.asarray(sample) if not isinstance(sample, dict) else np.empty(0, dtype=object)
+    if x.dtype.kind in "fiub" and not model.inputs_meta:
         from mdl.server.codec import v2_datatype
 
         model.input_datatype = v2_datatype(x.dtype)
@@ -226,12 +236,15 @@ class ModelHolder:
         events: Emit | None = None,
         metrics: Any = None,
         drain_timeout: float = 30.0,
+        load_policy: LoadPolicy | None = None,
     ) -> None:
         if policy not in SWAP_POLICIES:
             raise InvalidInput(f"--swap {policy!r}: use availability or resource")
         self.name = name
         self.loader = loader
         self.policy = policy
+        self.load_policy = load_policy or LoadPolicy()
+        self._warned: set[str] = set()  # versions whose code-running format was already reported
         self.active: LoadedModel | None = None
         self.last_error: str | None = None
         self._events = events or (lambda event, **kw: None)
@@ -256,7 +269,7 @@ class ModelHolder:
                 gc.collect()
             started = time.perf_counter()
             try:
-                new = load_model(self.name, version, path, self.loader)
+                new = load_model(self.name, version, path, self.loader, self.load_policy)
             except LoadFailed as exc:
                 self.last_error = exc.message
                 if self._metrics:
@@ -285,6 +298,14 @@ class ModelHolder:
                 seconds=round(new.load_seconds, 4),
                 policy=self.policy,
             )
+            if new.runs_code and self.load_policy.pickle == "allow" and version not in self._warned:
+                self._warned.add(version)
+                self._events(
+                    "warning",
+                    version=version,
+                    message=f"{version} loaded from a pickle/joblib file, which runs code from the file "
+                    f"as it loads; to lock this down, {loaders.LOCK_DOWN}",
+                )
         # ``old`` goes out of scope here: in-flight requests still hold it; the last one frees it
 
     def _drain(self, old: LoadedModel) -> None:

@@ -56,10 +56,10 @@ def test_builtin_loaders_pick_by_format(tmp_path, iris):
     c = load_model("iris", "c", make_version(tmp_path, "c", {"README": b"hi", "sub/model.pkl": data}, "directory",
                                              "directory"))
     assert c.methods["predict"](X).tolist() == m.predict(X).tolist()
-    with pytest.raises(LoadFailed, match="2 pickle/joblib files"):
+    with pytest.raises(LoadFailed, match="2 model files"):
         load_model("iris", "d", make_version(tmp_path, "d", {"a.pkl": data, "b.pkl": data}, "directory", "directory"))
-    with pytest.raises(LoadFailed, match="no built-in loader for format 'onnx'") as e:
-        load_model("iris", "e", make_version(tmp_path, "e", {"model.onnx": b"x"}, "onnx"))
+    with pytest.raises(LoadFailed, match="no built-in loader for format 'pytorch'") as e:
+        load_model("iris", "e", make_version(tmp_path, "e", {"model.pt": b"x"}, "pytorch"))
     assert "--loader" in (e.value.hint or "")
     with pytest.raises(LoadFailed, match="UnpicklingError|loading f failed"):
         load_model("iris", "f", make_version(tmp_path, "f", {"model.pkl": b"\x80\x04garbage"}, "pickle"))
@@ -188,7 +188,7 @@ def test_availability_swap_keeps_old_for_in_flight_and_survives_a_failed_load(tm
         h.on_swap("v3", bad, "v2")
     assert h.active.version == "v2" and "loading v3 failed" in h.last_error
     h.on_swap("v2", v2, "v3")  # the watcher's revert: nothing to reload
-    assert [e for e, _ in rec.events] == ["loaded", "loaded", "load-failed"]
+    assert [e for e, _ in rec.events] == ["loaded", "warning", "loaded", "warning", "load-failed"]
 
 
 def test_resource_swap_unloads_before_loading(tmp_path, iris):

@@ -65,13 +65,13 @@ def test_twenty_promotions_and_rollbacks_under_load(serve, mdl, iris, client, tm
 def test_a_format_without_a_loader_fails_once_and_says_loader(serve, mdl, iris, tmp_path):
     """No built-in loader is a permanent failure: one load attempt, one failed event with the --loader
     hint, /readyz says why; then it waits for the alias to move (here: to a pickle it can load)."""
-    onnx = tmp_path / "onnx" / "model.onnx"
-    onnx.parent.mkdir()
-    onnx.write_bytes(b"not really onnx")
-    push(mdl, "iris", onnx, "v1", "--format", "onnx", "--promote")
+    pt = tmp_path / "pt" / "model.pt"
+    pt.parent.mkdir()
+    pt.write_bytes(b"not really pytorch")
+    push(mdl, "iris", pt, "v1", "--format", "pytorch", "--promote")
     s = serve("iris")
     failed = s.wait_event(lambda e: e["event"] == "failed")
-    error = "no built-in loader for format 'onnx' (built in: pickle, joblib)"
+    error = "no built-in loader for format 'pytorch' (built in: pickle, joblib, onnx, skops)"
     assert {k: failed[k] for k in ("version", "error", "hint", "permanent", "retry", "serving")} == {
         "version": "v1",
         "error": error,
