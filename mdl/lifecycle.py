@@ -283,7 +283,7 @@ def _purge(client: Client, name: str, version: str, trash: bool) -> None:
     for entry in storage.list_hidden(name):
         if hidden_version(entry) == version:  # "v1.<token>", never "v1.5.<token>"
             storage.purge_hidden(name, entry, trash=trash)
-    storage.remove_signatures(name, version)  # kept outside the version: they go with it
+    storage.remove_signatures(name, version, trash=trash)  # kept outside the version: they go with it
 
     def drop(p: Pointer, lc: Lifecycle) -> tuple[Lifecycle, None, bool] | None:
         if version not in lc.tombstones:

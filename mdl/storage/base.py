@@ -279,8 +279,9 @@ class Storage(ABC):
         more than ``limit`` bytes or is not a regular file (never through a symlink)."""
 
     @abstractmethod
-    def remove_signatures(self, name: str, version: str) -> None:
-        """Remove every signature of ``name/version`` (idempotent; never anything reached through a symlink)."""
+    def remove_signatures(self, name: str, version: str, *, trash: bool = False) -> None:
+        """Remove every signature of ``name/version`` (idempotent; never anything reached through a symlink),
+        or with ``trash`` move them into the trash beside the version (as :meth:`purge_hidden` does)."""
 
     def close(self) -> None:
         """Release connections."""

@@ -633,7 +633,9 @@ class LocalStorage(Storage):
             raise too_large(f"signature {path} in {self.url}", len(data), limit)
         return data
 
-    def remove_signatures(self, name: str, version: str) -> None:
+    def remove_signatures(self, name: str, version: str, *, trash: bool = False) -> None:
+        if trash:
+            raise InvalidInput(f"--trash is for HDFS: {self.url} has no trash", hint="delete without --trash")
         validate_name(name)
         validate_version(version)
         safefs.remove_tree(self.root / name / SIGNATURES_DIR / version, self.root)

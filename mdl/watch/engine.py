@@ -134,13 +134,18 @@ class Watcher:
         """Cold start from disk if possible, then follow the registry in a background thread."""
         self.dir.clean_partials()
         self._sweep_shared()
+        self.reporter.start()  # before a resumed copy can be refused (a "failed" report)
         current = self.dir.current
-        if current and self._resume(current):
-            self._event("resumed", version=current)
-            if self.on_swap:
-                self.on_swap(current, self.dir.path(current), None)
-        self.reporter.start()
-        self.reporter.report("syncing")
+        try:
+            if current and self._resume(current):
+                self._event("resumed", version=current)
+                if self.on_swap:
+                    self.on_swap(current, self.dir.path(current), None)
+        except BaseException:
+            self.reporter.stop()  # the caller discards this watcher
+            raise
+        if self.problem is None:
+            self.reporter.report("syncing")
         self._subscribe()
         threading.Thread(target=self._loop, name=f"mdl-watch-{self.name}", daemon=True).start()
         if self.opts.prefetch:
@@ -372,7 +377,9 @@ class Watcher:
         """Keep the local copy ``current`` points at if it passes its own manifest and that manifest is
         the one the registry or storage gives for the version, whenever either answers (a copy
         rewritten on disk together with its manifest passes its own check). With neither reachable
-        it stands: fail static. Otherwise ``current`` is dropped and the version synced afresh."""
+        it stands: fail static. Otherwise ``current`` is dropped and the version synced afresh. Under
+        the signature policy the copy is verified like a download (it may predate the policy): refused,
+        ``current`` is dropped and the version failed with the reason."""
         m = self.dir.manifest(version)
         reason = "local copy failed verification"
         if m is not None and self._is_verified(version, m):
@@ -381,14 +388,28 @@ class Watcher:
             except MdlError:  # unreachable, or no (valid) manifest there: what was verified stands
                 known = m.digest
             if known == m.digest:
-                self._verified_current = True
-                return True
+                refused = self._signature_refusal(version, m)
+                if refused is None:
+                    self._verified_current = True
+                    return True
+                self.dir.revert(None)  # nothing is served that the policy has not passed
+                self._verified_current = False
+                self._version_failed(version, refused)
+                return False
             reason = f"local copy has digest {m.digest}, but the registry and storage say {known}"
             self._verified.discard((version, m.digest))
         self._event("discarded", version=version, reason=reason)
         self.dir.revert(None)
         self._verified_current = False
         return False
+
+    def _signature_refusal(self, version: str, manifest: Manifest) -> MdlError | None:
+        """Why the signature policy refuses a local copy found on disk (it may predate the policy), or None."""
+        try:
+            self._policy(version, manifest)
+        except MdlError as exc:
+            return exc
+        return None
 
     def _is_verified(self, version: str, manifest: Manifest) -> bool:
         key = (version, manifest.digest)

@@ -187,6 +187,45 @@ def test_rm_takes_the_signatures_with_the_version(client, with_trust, tmp_path):
     assert client.storage.list_signatures("lr", "v1") == []
 
 
+def test_rm_without_a_trash_refuses_to_trash_signatures(client, with_trust, tmp_path):
+    push(client, tmp_path, "v1")
+    with_trust(signing="a").sign("lr", "v1")
+    if client.storage.has_trash:
+        return  # HDFS: the next test
+    with pytest.raises(InvalidInput, match="--trash is for HDFS"):
+        client.storage.remove_signatures("lr", "v1", trash=True)
+    assert len(client.storage.list_signatures("lr", "v1")) == 1  # refused before anything was removed
+
+
+@pytest.mark.cluster
+@pytest.mark.parametrize("backend", ["distributed"], indirect=True)
+def test_rm_trash_moves_the_signatures_beside_the_version_and_a_restore_is_still_signed(
+    client, with_trust, tmp_path
+):
+    tree = Tree(client)
+    trash = f"/user/{client.storage.user}/.Trash/Current"
+    in_trash = f"{trash}{tree.root}/lr"
+    try:
+        push(client, tmp_path, "v1")
+        push(client, tmp_path, "v2")
+        signer, _ = with_trust(signing="a").sign("lr", "v1")
+        client.rm("lr", ["v1"], force=True, trash=True)
+        assert client.storage.list_versions("lr") == ["v2"]
+        assert client.storage.list_signatures("lr", "v1") == []
+        assert tree.names(posixpath.join(in_trash, SIGNATURES_DIR)) == ["v1"]
+        assert tree.names(posixpath.join(in_trash, SIGNATURES_DIR, "v1")) == [f"{signer.key_id}.sig"]
+        assert tree.names(posixpath.join(in_trash, "v1")) == [MANIFEST_NAME, "model.pkl"]
+        # restored the Hadoop way (both directories moved back): still signed by a
+        tree.hdfs.rename(posixpath.join(in_trash, "v1"), posixpath.join(tree.root, "lr", "v1"))
+        tree.hdfs.rename(posixpath.join(in_trash, SIGNATURES_DIR, "v1"), tree.sigdir("lr", "v1"))
+        assert with_trust().verify("lr", "v1") == [signer]
+        client.rm("lr", ["v2"], force=True, trash=True)  # unsigned: nothing of it goes to the signatures
+        assert tree.names(posixpath.join(in_trash, SIGNATURES_DIR)) == []
+        assert tree.names(posixpath.join(in_trash, "v2")) == [MANIFEST_NAME, "model.pkl"]
+    finally:
+        tree.hdfs.delete(trash + tree.root.removesuffix("/models"), recursive=True)
+
+
 def test_without_anchors_or_key_it_is_a_configuration_error(client, with_trust, tmp_path):
     push(client, tmp_path, "v1")
     with pytest.raises(ConfigError, match="no signing key is configured"):
@@ -308,6 +347,52 @@ def test_watch_keeps_the_old_version_in_every_case(client, with_trust, tmp_path)
         with_trust(signing="a").sign("lr", "v99")
         client.promote("lr", "v99")
         until(lambda: current(d) == "v99" and w.state == "ready")
+    finally:
+        w.stop()
+
+
+def test_a_copy_resumed_from_disk_is_verified_once_the_policy_is_on(client, with_trust, tmp_path):
+    """A watcher (serve's too) restarted with the policy newly on never serves the unsigned copy it finds."""
+    push(client, tmp_path, "v1")
+    client.promote("lr", "v1")
+    d = tmp_path / "dir"
+    assert Watcher(client, "lr", d, WatchOptions()).sync_once() and current(d) == "v1"
+    events: list[dict] = []
+    served: list[str] = []
+    opts = WatchOptions(require_signature=True, heartbeat=0.5)
+    w = Watcher(with_trust(trusted="a.pub"), "lr", d, opts, emit=events.append,
+                on_swap=lambda v, path, before: served.append(v))
+    w.start()
+    try:
+        failed = until(functools.partial(failures, events, "v1"))
+        assert (failed[0]["error"], failed[0]["permanent"]) == ("version lr/v1 is not signed", True)
+        assert until(lambda: w.state == "failed") and w.error == "v1: version lr/v1 is not signed"
+        assert current(d) is None and not w.ready and served == []  # nothing served
+        assert not [e for e in events if e["event"] in ("resumed", "swapped")]
+        assert w.readiness()["hint"] == "sign it with a trusted key: mdl sign lr v1"
+        # the registry's version is then downloaded and verified as usual
+        push(client, tmp_path, "v2")
+        with_trust(signing="a").sign("lr", "v2")
+        client.promote("lr", "v2")
+        until(lambda: current(d) == "v2" and w.state == "ready")
+        assert served == ["v2"]
+    finally:
+        w.stop()
+    # once / a signed copy: the same check, and a signed copy resumes as before
+    d = tmp_path / "once"
+    assert Watcher(client, "lr", d, WatchOptions(version="v1")).sync_once() and current(d) == "v1"
+    once = Watcher(with_trust(trusted="a.pub"), "lr", d, WatchOptions(require_signature=True, version="v1"))
+    assert once.sync_once() is False and once.error == "v1: version lr/v1 is not signed"
+    assert current(d) is None
+    events.clear()
+    again = Watcher(with_trust(trusted="a.pub"), "lr", tmp_path / "dir2", WatchOptions(version="v2"))
+    assert again.sync_once()
+    w = Watcher(with_trust(trusted="a.pub"), "lr", tmp_path / "dir2", opts, emit=events.append)
+    w.start()
+    try:
+        until(lambda: w.state == "ready")
+        assert [e["version"] for e in events if e["event"] == "resumed"] == ["v2"]
+        assert not [e for e in events if e["event"] in ("failed", "downloading")]
     finally:
         w.stop()
 

@@ -45,6 +45,8 @@ A delete hides the version with one ``rename2`` into ``.mdl-deleting`` (readers 
 a read that reaches the NameNode afterwards gets ``NotFound``), then deletes it recursively (``DELETE``) or,
 with the trash, renames it to ``<trash root>/Current/<its original path>`` (``GETTRASHROOT``:
 ``/user/<user>/.Trash``), a millisecond timestamp appended if that is taken, as Hadoop's shell does.
+The version's signatures (``<name>/.mdl-signatures/<version>``) follow it into the trash the same way,
+so that a version restored from the trash (both directories moved back) is still signed.
 A quota a write would exceed (``DSQuotaExceededException``, ``NSQuotaExceededException``), whether the
 NameNode or the DataNode reports it, is one error naming the quota and the directory.
 

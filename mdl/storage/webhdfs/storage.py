@@ -421,9 +421,13 @@ class WebHdfsStorage(Storage):
         with self.session.reader(path, 0, length, what) as f:
             return f.read()
 
-    def remove_signatures(self, name: str, version: str) -> None:
+    def remove_signatures(self, name: str, version: str, *, trash: bool = False) -> None:
+        path = self._signatures(name, version)
         try:
-            self.session.delete(self._signatures(name, version))
+            if not trash:
+                self.session.delete(path)
+            elif self.session.exists(path):  # restored from the trash, the version comes back signed
+                self._to_trash(path, path)
         except NotFound:
             pass
 
