@@ -122,10 +122,6 @@ def unpin(client: Client, name: str, version: str) -> bool:
     return changed
 
 
-def pins(client: Client, name: str) -> dict[str, dict[str, str]]:
-    return client.registry.lifecycle(validate_name(name)).pins
-
-
 # -- what is known about each version ------------------------------------------------------------
 
 

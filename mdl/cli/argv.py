@@ -25,11 +25,6 @@ def _key(arg: str) -> str:
     return arg
 
 
-def _takes_next(arg: str, valued: frozenset[str]) -> bool:
-    """``arg`` is a valued option whose value is the next argument (not ``--opt=value`` or ``-oVALUE``)."""
-    return arg in valued
-
-
 def normalize(argv: Sequence[str], commands: Iterable[str]) -> list[str]:
     """``argv`` with global options moved before the command and output options after it.
 
@@ -50,7 +45,7 @@ def normalize(argv: Sequence[str], commands: Iterable[str]) -> list[str]:
         else:
             break
         bucket.append(arg)
-        if _takes_next(arg, GLOBAL_VALUED | OUTPUT_VALUED) and i + 1 < len(args):
+        if arg in GLOBAL_VALUED | OUTPUT_VALUED and i + 1 < len(args):  # its value is the next argument
             bucket.append(args[i + 1])
             i += 1
         i += 1
@@ -64,7 +59,7 @@ def normalize(argv: Sequence[str], commands: Iterable[str]) -> list[str]:
             break
         if key in GLOBAL_VALUED or key in GLOBAL_FLAGS:
             front.append(arg)
-            if _takes_next(arg, GLOBAL_VALUED) and i + 1 < len(args):
+            if arg in GLOBAL_VALUED and i + 1 < len(args):
                 front.append(args[i + 1])
                 i += 1
         else:

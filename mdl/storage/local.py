@@ -96,6 +96,16 @@ def _scan(fd: int) -> list[os.DirEntry]:
         return list(it)
 
 
+def _scan_and_close(fd: int, where: Path) -> list[os.DirEntry]:
+    """The entries of the directory open as ``fd`` (closed afterwards); a failure names ``where``."""
+    try:
+        return _scan(fd)
+    except OSError as exc:
+        raise _fs_error(exc, where) from None
+    finally:
+        os.close(fd)
+
+
 class LocalStage(Stage):
     def __init__(self, storage: LocalStorage, name: str, version: str) -> None:
         self.name, self.version = name, version
@@ -463,12 +473,7 @@ class LocalStorage(Storage):
             os.close(fd)
         if dfd is None:
             return []
-        try:
-            entries = _scan(dfd)
-        except OSError as exc:
-            raise _fs_error(exc, where) from None
-        finally:
-            os.close(dfd)
+        entries = _scan_and_close(dfd, where)
         out = []
         for e in entries:
             if hidden_version(e.name) is None:
@@ -594,12 +599,7 @@ class LocalStorage(Storage):
             return []
         if dfd is None:
             return []
-        try:
-            entries = _scan(dfd)
-        except OSError as exc:
-            raise _fs_error(exc, where) from None
-        finally:
-            os.close(dfd)
+        entries = _scan_and_close(dfd, where)
         out = []
         for e in entries:
             sig_id = sig_id_of(e.name)

@@ -42,14 +42,20 @@ def zk_session(reg: Any) -> Iterator[Any]:
 def write_pointer(reg: Any, name: str, raw: Any) -> None:
     """Overwrite the stored pointer document of ``name`` (``raw``: bytes, str or, on SQLite, any value)
     and bump its revision, as a careless or hostile writer would."""
+    _write_document(reg, "pointers", reg.paths.pointer if not _is_sqlite(reg) else None, name, raw)
+
+
+def _write_document(reg: Any, table: str, zk_path: Any, name: str, raw: Any) -> None:
+    """Overwrite one per-model document: a row of ``table`` (revision bumped) on SQLite, the znode at
+    ``zk_path(name)`` on ZooKeeper."""
     if _is_sqlite(reg):
         with _db(reg) as c:
-            c.execute("INSERT INTO pointers (model, doc, revision) VALUES (?, ?, 0) ON CONFLICT (model) DO UPDATE "
+            c.execute(f"INSERT INTO {table} (model, doc, revision) VALUES (?, ?, 0) ON CONFLICT (model) DO UPDATE "
                       "SET doc = excluded.doc, revision = revision + 1", (name, raw))
         return
     data = raw.encode() if isinstance(raw, str) else raw
     with zk_session(reg) as zk:
-        path = reg.paths.pointer(name)
+        path = zk_path(name)
         if zk.exists(path):
             zk.set(path, data)
         else:
@@ -126,15 +132,4 @@ def add_model_named(reg: Any, name: str) -> None:
 
 def write_lifecycle(reg: Any, name: str, raw: Any) -> None:
     """Overwrite the stored lifecycle document (pins, tombstones) of ``name``, as a hostile writer would."""
-    if _is_sqlite(reg):
-        with _db(reg) as c:
-            c.execute("INSERT INTO lifecycle (model, doc, revision) VALUES (?, ?, 0) ON CONFLICT (model) DO UPDATE "
-                      "SET doc = excluded.doc, revision = revision + 1", (name, raw))
-        return
-    data = raw.encode() if isinstance(raw, str) else raw
-    with zk_session(reg) as zk:
-        path = reg.paths.lifecycle(name)
-        if zk.exists(path):
-            zk.set(path, data)
-        else:
-            zk.create(path, data, makepath=True)
+    _write_document(reg, "lifecycle", reg.paths.lifecycle if not _is_sqlite(reg) else None, name, raw)
