@@ -336,6 +336,11 @@ class Client:
         quick successive changes may be coalesced. ``stop()`` the result to end it."""
         return self.registry.watch(validate_name(name), callback)
 
+    def watch_replicas(self, name: str, callback: Callable[[list[Replica]], None]) -> Watch:
+        """Call ``callback`` (on the watch's own thread) with the live replicas of ``name``, sorted by id,
+        now and after every change; see :meth:`Registry.watch_replicas`. ``stop()`` the result to end it."""
+        return self.registry.watch_replicas(validate_name(name), callback)
+
     def resolve(self, name: str, version: str | None = None, alias: str | None = None) -> str:
         """An explicit version, or the version an alias (default ``latest``) points at."""
         validate_name(name)
@@ -499,9 +504,10 @@ class Client:
         the handle is closed or this process's registry session ends."""
         return self.registry.register_replica(validate_name(name), replica_id, data)
 
-    def download_slot(self, name: str, limit: int) -> AbstractContextManager[None]:
-        """Hold one of ``limit`` download slots of ``name`` across the fleet (no cap if ``limit`` <= 0)."""
-        return self.registry.download_slot(validate_name(name), limit)
+    def download_slot(self, name: str, limit: int, pool: str = "download") -> AbstractContextManager[None]:
+        """Hold one of ``limit`` slots of ``pool`` of ``name`` across the fleet (no cap if ``limit`` <= 0):
+        ``download`` (downloads at once), ``unavailable`` (servers out of rotation at once)."""
+        return self.registry.download_slot(validate_name(name), limit, pool)
 
     def stored_versions(self, name: str) -> list[str]:
         """The ids of the complete versions in storage (no manifest read)."""

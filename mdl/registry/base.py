@@ -276,6 +276,7 @@ def _short(value: Any, limit: int = 60) -> str:
 
 
 PointerCallback = Callable[[Pointer], None]
+ReplicasCallback = Callable[[list[Replica]], None]
 MANIFEST_COPY_MAX = 256 * 1024  # well under ZooKeeper's 1 MiB node limit
 
 
@@ -287,6 +288,17 @@ def deliver(callback: PointerCallback, pointer: Pointer) -> None:
         import logging  # only here: start-up of short commands never logs
 
         logging.getLogger("mdl.registry").exception("watch callback for %s failed", pointer.name)
+
+
+def deliver_replicas(callback: ReplicasCallback, name: str, replicas: list[Replica]) -> None:
+    """Call a replica watch's callback with a copy of ``replicas`` (the callback may keep or change
+    it); its failure is logged and never stops the watch."""
+    try:
+        callback([Replica(r.id, dict(r.data)) for r in replicas])
+    except Exception:
+        import logging
+
+        logging.getLogger("mdl.registry").exception("replica watch callback for %s failed", name)
 
 
 class Registry(ABC):
@@ -346,6 +358,15 @@ class Registry(ABC):
     @abstractmethod
     def list_replicas(self, name: str) -> list[Replica]: ...
 
+    @abstractmethod
+    def watch_replicas(self, name: str, callback: ReplicasCallback) -> Watch:
+        """Call ``callback`` with the live replicas of ``name`` (as ``list_replicas`` returns them, sorted
+        by id) at once and again after every change: a replica registers, deregisters, dies (its
+        session/process ends) or updates its record. Level-triggered: quick successive changes may be
+        coalesced, callers use the latest list. Nothing is delivered while the registry cannot be read
+        (``live`` is False then); after recovery the current list is delivered. An identical list is
+        not delivered twice in a row."""
+
     def put_manifest(self, name: str, version: str, data: bytes) -> None:
         """Keep a copy of a version's manifest beside its pointer (idempotent: versions are immutable),
         so a fleet switching to that version reads it here rather than from storage. A cache: a
@@ -355,13 +376,14 @@ class Registry(ABC):
         """The copy kept by ``put_manifest``, or None."""
         return None
 
-    def download_slot(self, name: str, limit: int) -> AbstractContextManager[None]:
-        """Hold one of ``limit`` download slots for a model across the fleet (no cap if ``limit`` <= 0)."""
+    def download_slot(self, name: str, limit: int, pool: str = "download") -> AbstractContextManager[None]:
+        """Hold one of ``limit`` slots of ``pool`` for a model across the fleet (no cap if ``limit`` <= 0):
+        ``download`` (``watch --max-concurrent``), ``unavailable`` (``serve --max-unavailable``)."""
         if limit <= 0:
             return nullcontext()
-        return self._slot(name, limit)
+        return self._slot(name, limit, pool)
 
-    def _slot(self, name: str, limit: int) -> AbstractContextManager[None]:
+    def _slot(self, name: str, limit: int, pool: str) -> AbstractContextManager[None]:
         raise NotImplementedError(f"{type(self).__name__} has no download slots")
 
     def close(self) -> None:

@@ -13,7 +13,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,8 +32,10 @@ from mdl.registry.base import (
     Registry,
     Replica,
     ReplicaHandle,
+    ReplicasCallback,
     Watch,
     deliver,
+    deliver_replicas,
     parse_history_entry,
     parse_lifecycle,
     parse_pointer,
@@ -44,6 +46,7 @@ from mdl.retry import Backoff
 log = logging.getLogger("mdl.registry.sqlite")
 
 POLL_SECONDS = 0.05
+REPLICA_RELIST_SECONDS = 1.0  # a replica watch re-lists at least this often: a killed process leaves its row
 OPEN_BACKOFF = Backoff(base=0.02, cap=0.06)  # processes opening one new database at once
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS pointers (model TEXT PRIMARY KEY, doc TEXT NOT NULL, revision INTEGER NOT NULL);
@@ -76,8 +79,8 @@ def _process_start(pid: int) -> str:
 def _alive(host: str, pid: int, start: str) -> bool:
     if host != hostname():
         return True  # not ours to judge
-    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
-        return False  # not a process (0 and negative pids would name process groups)
+    if not isinstance(pid, int) or isinstance(pid, bool) or not 0 < pid < 2**31:
+        return False  # not a process (0 and negative pids would name process groups; os.kill overflows)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -380,21 +383,82 @@ class SqliteRegistry(Registry):
 
     def list_replicas(self, name: str) -> list[Replica]:
         validate_name(name)
-        rows = self._query("SELECT id, data, host, pid, pid_start FROM replicas WHERE model = ? ORDER BY id", (name,))
         live = []
-        for rid, data, host, pid, start in rows:
-            if not _alive(host, pid, start):
-                self._query("DELETE FROM replicas WHERE model = ? AND id = ? AND pid = ?", (name, rid, pid))
-                continue
-            record = parse_replica_data(data)
-            if record is None or not isinstance(rid, str):
+        for rid, data in _live_replica_rows(self._query, name):
+            record = parse_replica_data(data) if isinstance(rid, str) else None
+            if record is None:
                 log.warning("skipping unreadable replica record %r of %r in %s", rid, name, self.path)
                 continue
             live.append(Replica(rid, record))
         return live
 
+    def watch_replicas(self, name: str, callback: ReplicasCallback) -> Watch:
+        """Polls (SQLite has no notifications): every POLL_SECONDS ``PRAGMA data_version`` on the watch's
+        own connection, which changes when another connection commits; a re-list when it did, and every
+        REPLICA_RELIST_SECONDS anyway (a SIGKILLed process leaves its row; only a re-list drops it)."""
+        validate_name(name)
+        w = _ReplicaWatch()
+        try:
+            conn = sqlite3.connect(self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False)
+        except sqlite3.Error as exc:
+            raise self._unavailable(exc) from None
+
+        def query(sql: str, args: tuple = ()) -> list[tuple]:
+            try:
+                return conn.execute(sql, args).fetchall()
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+
+        def loop() -> None:
+            seen: Any = None  # data_version at the last good re-list
+            relist_at = 0.0
+            last: tuple | None = None  # (id, stored data) of the list last delivered
+            bad: str | None = None  # the last error logged (once, not every retry)
+            warned: set[tuple] = set()  # unreadable records logged already
+            try:
+                while not w.stopped:
+                    try:
+                        version = query("PRAGMA data_version")[0][0]
+                        if version != seen or time.monotonic() >= relist_at:
+                            rows = _live_replica_rows(query, name)
+                            seen, relist_at = version, time.monotonic() + REPLICA_RELIST_SECONDS
+                            readable = []
+                            for rid, data in rows:
+                                record = parse_replica_data(data) if isinstance(rid, str) else None
+                                if record is not None:
+                                    readable.append((rid, data, record))
+                                elif (rid, data) not in warned and len(warned) < 10_000:
+                                    warned.add((rid, data))
+                                    log.warning(
+                                        "skipping unreadable replica record %r of %r in %s", rid, name, self.path
+                                    )
+                            key = tuple((rid, data) for rid, data, _ in readable)
+                            w.readable, bad = True, None
+                            if key != last and not w.stopped:
+                                last = key
+                                deliver_replicas(callback, name, [Replica(rid, rec) for rid, _, rec in readable])
+                    except MdlError as exc:  # unreadable or locked: deliver nothing, look again
+                        w.readable, seen = False, None
+                        if exc.message != bad:
+                            log.warning("%s", exc.message)
+                        bad = exc.message
+                    except Exception as exc:  # a bug: logged once, and the watch goes on (never a traceback)
+                        w.readable, seen = False, None
+                        if repr(exc) != bad:
+                            log.exception("watching the replicas of %r in %s failed", name, self.path)
+                        bad = repr(exc)
+                    w.wait_stopped(POLL_SECONDS)
+            finally:
+                w.readable = False
+                conn.close()
+
+        threading.Thread(target=loop, name=f"mdl-watch-replicas-{name}", daemon=True).start()
+        return w
+
     @contextmanager
-    def _slot(self, name: str, limit: int) -> Iterator[None]:
+    def _slot(self, name: str, limit: int, pool: str) -> Iterator[None]:
+        if pool != "download":  # another pool of the same model: its own key ('/' is never in a model name)
+            name = f"{name}/{pool}"
         holder = f"{os.getpid()}-{threading.get_ident()}-{os.urandom(3).hex()}"
         pid, host = os.getpid(), hostname()
         while True:
@@ -446,6 +510,32 @@ def _add_history_columns(c: sqlite3.Connection) -> None:
             except sqlite3.OperationalError as exc:  # another process added it first
                 if "duplicate column" not in str(exc):
                     raise
+
+
+def _live_replica_rows(query: Callable[[str, tuple], list[tuple]], name: str) -> list[tuple[Any, Any]]:
+    """(id, stored data) of the replica rows of ``name`` whose process runs, by id; the rows of dead
+    processes are deleted on the way (``query`` runs one statement)."""
+    live = []
+    for rid, data, host, pid, start in query(
+        "SELECT id, data, host, pid, pid_start FROM replicas WHERE model = ? ORDER BY id", (name,)
+    ):
+        if _alive(host, pid, start):
+            live.append((rid, data))
+        else:
+            query("DELETE FROM replicas WHERE model = ? AND id = ? AND pid = ?", (name, rid, pid))
+    return live
+
+
+class _ReplicaWatch(Watch):
+    """A polling replica watch: ``live`` only while its last look at the database succeeded."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.readable = False
+
+    @property
+    def live(self) -> bool:
+        return not self.stopped and self.readable
 
 
 def _rollback(c: sqlite3.Connection) -> None:

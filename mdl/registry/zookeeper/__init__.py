@@ -62,10 +62,14 @@ Access control: with digest credentials (``registry.digest_file``, else env
 every node with ``digest:user:<hash>`` ALL, plus ``world:anyone`` READ when ``registry.read_acl``
 is ``world``. Others can then read but not move pointers (PermissionDenied), nor register replicas.
 
+Replica watches (``watch_replicas``) keep a cache of a model's replica nodes: a children watch on
+``replicas`` plus a data watch per node; an event re-reads only what changed, a reconnect everything.
+
 Modules: ``config`` (URL, credentials, ACL), ``layout`` (node paths), ``session`` (:class:`ZkSession`:
 the kazoo client, connection state, the one request path and its error mapping), ``pointer`` (read,
-compare-and-set), ``watch``, ``replicas`` (with the maintenance thread), ``slots`` (download slots),
-``registry`` (:class:`ZooKeeperRegistry`, which puts them together).
+compare-and-set), ``watch`` (pointer watches), ``replicas`` (with the maintenance thread),
+``replica_watch``, ``slots`` (download slots), ``registry`` (:class:`ZooKeeperRegistry`, which puts
+them together).
 """
 
 from __future__ import annotations

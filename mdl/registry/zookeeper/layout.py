@@ -30,8 +30,9 @@ class ZkPaths(NamedTuple):
     def replicas(self, name: str) -> str:
         return f"{self.chroot}/models/{name}/replicas"
 
-    def slots(self, name: str) -> str:
-        return f"{self.chroot}/models/{name}/slots"
+    def slots(self, name: str, pool: str = "download") -> str:
+        base = f"{self.chroot}/models/{name}/slots"
+        return base if pool == "download" else f"{base}-{pool}"
 
 
 def history_seq(node: str) -> int | None:

@@ -21,6 +21,7 @@ from mdl.registry.base import (
     Registry,
     Replica,
     ReplicaHandle,
+    ReplicasCallback,
     Watch,
     parse_history_entry,
 )
@@ -28,6 +29,7 @@ from mdl.registry.zookeeper.config import node_acl, parse_url, read_credentials
 from mdl.registry.zookeeper.layout import ZkPaths, history_nodes, history_seq
 from mdl.registry.zookeeper.lifecycle import read_lifecycle, write_lifecycle
 from mdl.registry.zookeeper.pointer import move_pointer, read_pointer
+from mdl.registry.zookeeper.replica_watch import ReplicaWatches
 from mdl.registry.zookeeper.replicas import ReplicaKeeper
 from mdl.registry.zookeeper.session import ZkSession
 from mdl.registry.zookeeper.slots import DownloadSlots
@@ -61,6 +63,7 @@ class ZooKeeperRegistry(Registry):
         self.session = ZkSession(url, self.hosts, self.paths, self.timeout, credentials, acl, notice)
         self._watches = PointerWatches(self.session)
         self._replicas = ReplicaKeeper(self.session)
+        self._replica_watches = ReplicaWatches(self.session)
         self._slots = DownloadSlots(self.session, on_release_failed=self._replicas.add_orphan)
 
     @classmethod
@@ -198,8 +201,12 @@ class ZooKeeperRegistry(Registry):
     def list_replicas(self, name: str) -> list[Replica]:
         return self._replicas.list_replicas(name)
 
-    def _slot(self, name: str, limit: int) -> AbstractContextManager[None]:
-        return self._slots.hold(name, limit)
+    def watch_replicas(self, name: str, callback: ReplicasCallback) -> Watch:
+        validate_name(name)
+        return self._replica_watches.start(name, callback)
+
+    def _slot(self, name: str, limit: int, pool: str) -> AbstractContextManager[None]:
+        return self._slots.hold(name, limit, pool)
 
     def close(self) -> None:
         """Stop watches and the session (its replica nodes vanish); never hangs on a dead ensemble."""
@@ -207,6 +214,7 @@ class ZooKeeperRegistry(Registry):
             return
         self._replicas.close()
         self._watches.stop_all()
+        self._replica_watches.stop_all()
         self.session.stop_client()
 
 

@@ -25,13 +25,13 @@ class DownloadSlots:
         self._on_release_failed = on_release_failed
 
     @contextmanager
-    def hold(self, name: str, limit: int) -> Iterator[None]:
+    def hold(self, name: str, limit: int, pool: str = "download") -> Iterator[None]:
         """Held while fewer than ``limit`` older nodes exist. Waiting is unbounded (the holders'
         downloads end or their sessions expire); every ZooKeeper call is bounded by registry.timeout."""
         validate_name(name)
         session = self._session
-        what = f"taking a download slot of {name!r}"
-        base = session.paths.slots(name)
+        what = f"taking a {pool} slot of {name!r}"
+        base = session.paths.slots(name, pool)
         token = uuid.uuid4().hex
         node: str | None = None
         with session.errors(what, denied=f"{what} is not allowed by the ZooKeeper ACL"):
