@@ -23,16 +23,23 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 
 OUTPUT_FORMATS = ("table", "wide", "json")
-FORMATS_HINT = "use -o table, -o wide or -o json"
 
 
-def _check_output(value: str | None) -> str | None:
+def formats_hint(formats: Sequence[str]) -> str:
+    return "use " + ", ".join(f"-o {f}" for f in formats[:-1]) + f" or -o {formats[-1]}"
+
+
+def _output_checker(formats: Sequence[str]) -> Callable[[str | None], str | None]:
     """``-o/--output``, checked while the command line is parsed: before any command acts."""
-    if value is not None and value not in OUTPUT_FORMATS:
-        from mdl.errors import InvalidInput
 
-        raise typer.Exit(report_error(InvalidInput(f"unknown output format {value!r}", hint=FORMATS_HINT)))
-    return value
+    def check(value: str | None) -> str | None:
+        if value is not None and value not in formats:
+            from mdl.errors import InvalidInput
+
+            raise typer.Exit(report_error(InvalidInput(f"unknown output format {value!r}", hint=formats_hint(formats))))
+        return value
+
+    return check
 
 
 def finite(value: float | None) -> float | None:
@@ -44,18 +51,24 @@ def finite(value: float | None) -> float | None:
     return value
 
 
-OutputOpt = Annotated[
-    str | None,
-    typer.Option(
+def output_option(
+    formats: Sequence[str] = OUTPUT_FORMATS,
+    help: str = "Output format: table, wide (more columns) or json (default: config 'output').",
+    autocompletion: Callable[[str], list[str]] = complete_output,
+) -> Any:
+    """The ``-o/--output`` option of a command that prints ``formats``."""
+    return typer.Option(
         "-o",
         "--output",
-        help="Output format: table, wide (more columns) or json (default: config 'output').",
+        help=help,
         metavar="FORMAT",
         show_default=False,
-        callback=_check_output,
-        autocompletion=complete_output,
-    ),
-]
+        callback=_output_checker(formats),
+        autocompletion=autocompletion,
+    )
+
+
+OutputOpt = Annotated[str | None, output_option()]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Shorthand for -o json.")]
 QuietOpt = Annotated[bool, typer.Option("-q", "--quiet", help="Print identifiers only, one per line.")]
 AliasOpt = Annotated[
@@ -126,14 +139,16 @@ def state(ctx: typer.Context) -> State:
     return root.obj
 
 
-def output_format(ctx: typer.Context, output: str | None, as_json: bool) -> str:
+def output_format(
+    ctx: typer.Context, output: str | None, as_json: bool, formats: Sequence[str] = OUTPUT_FORMATS
+) -> str:
     if as_json:
         return "json"
     fmt = output or state(ctx).config["output"]
-    if fmt not in OUTPUT_FORMATS:
+    if fmt not in formats:
         from mdl.errors import InvalidInput
 
-        raise InvalidInput(f"unknown output format {fmt!r}", hint=FORMATS_HINT)
+        raise InvalidInput(f"unknown output format {fmt!r}", hint=formats_hint(formats))
     return fmt
 
 

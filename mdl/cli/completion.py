@@ -161,6 +161,13 @@ def complete_output(incomplete: str) -> list[str]:
     return _answer(OUTPUT_FORMATS, incomplete)
 
 
+def complete_endpoints_output(incomplete: str) -> list[str]:
+    """The output formats of ``mdl endpoints -o`` (the common ones, then the balancers')."""
+    from mdl.cli.endpoints import FORMATS
+
+    return _answer(FORMATS, incomplete)
+
+
 def complete_swap(incomplete: str) -> list[str]:
     """The swap policies of ``mdl serve --swap``."""
     return _answer(SWAP_POLICIES, incomplete)

@@ -70,7 +70,7 @@ def notify(opts: WatchOptions, name: str, version: str, path: Path, previous: st
     """Run the hooks ``opts`` names for a swap of ``name`` to ``version`` (at ``path``), in order."""
     env = {"MDL_MODEL": name, "MDL_VERSION": version, "MDL_PATH": str(path), "MDL_PREVIOUS_VERSION": previous or ""}
     if opts.exec_cmd:
-        _run(opts.exec_cmd, env, opts.hook_timeout)
+        run_command(opts.exec_cmd, env, opts.hook_timeout)
     if opts.signal and opts.pidfile:
         _signal(opts.signal, opts.pidfile)
     if opts.webhook:
@@ -82,17 +82,19 @@ def _full(sig: str) -> str:
     return sig if sig.startswith("SIG") else "SIG" + sig
 
 
-def _run(cmd: str, env: dict[str, str], timeout: float) -> None:
+def run_command(cmd: str, env: dict[str, str], timeout: float, what: str = "hook") -> None:
+    """Run ``cmd`` with the shell; ExecFailed (with the end of its output, ``what`` naming it) if it
+    fails or times out."""
     try:
         r = subprocess.run(cmd, shell=True, env={**os.environ, **env}, timeout=timeout, capture_output=True)
     except subprocess.TimeoutExpired as exc:
-        raise ExecFailed(f"hook {cmd!r} timed out after {timeout:g}s", exc.stdout, exc.stderr) from None
+        raise ExecFailed(f"{what} {cmd!r} timed out after {timeout:g}s", exc.stdout, exc.stderr) from None
     if r.returncode != 0:
         err = _tail(r.stderr)
         last = err.splitlines()[-1] if err else ""
-        raise ExecFailed(f"hook {cmd!r} exited {r.returncode}" + (f": {last}" if last else ""), r.stdout, r.stderr)
+        raise ExecFailed(f"{what} {cmd!r} exited {r.returncode}" + (f": {last}" if last else ""), r.stdout, r.stderr)
     if r.stdout or r.stderr:
-        log.debug("hook %r: stdout %r, stderr %r", cmd, _tail(r.stdout), _tail(r.stderr))
+        log.debug("%s %r: stdout %r, stderr %r", what, cmd, _tail(r.stdout), _tail(r.stderr))
 
 
 def _signal(sig: str, pidfile: Path) -> None:

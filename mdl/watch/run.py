@@ -14,7 +14,7 @@ import signal
 from collections.abc import Callable
 from typing import Any, Protocol, runtime_checkable
 
-from mdl.health import bind_health
+from mdl.health import Document, bind_health
 
 
 class Service(Protocol):
@@ -38,6 +38,14 @@ class Checked(Service, Protocol):
         """{"ready": bool, ...details}"""
 
 
+@runtime_checkable
+class Published(Checked, Protocol):
+    """A checked service that also serves documents of its own beside the health checks."""
+
+    def documents(self) -> dict[str, Document]:
+        """path -> () -> (status, content type, body)"""
+
+
 def run(make: Callable[[], Service], *, health_port: int | None = None, health_host: str = "127.0.0.1") -> None:
     """Make the service (after binding the health endpoint, if any), run it until a signal stops it,
     then close the endpoint and put the previous signal handlers back."""
@@ -57,7 +65,8 @@ def run(make: Callable[[], Service], *, health_port: int | None = None, health_h
     }
     previous = {s: signal.signal(s, h) for s, h in handlers.items()}
     if health is not None and isinstance(service, Checked):  # (checked above: it is)
-        health.start(live=service.live, ready=service.readiness)
+        documents = service.documents() if isinstance(service, Published) else None
+        health.start(live=service.live, ready=service.readiness, documents=documents)
     try:
         service.run()
     finally:

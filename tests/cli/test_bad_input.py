@@ -43,6 +43,7 @@ def world(cli, client, tmp_path):
     (tmp_path / "reserved").mkdir()
     (tmp_path / "reserved" / ".mdl-manifest.json").write_text("{}")
     (tmp_path / "model3.pkl").write_bytes(b"\x80\x04three")
+    (tmp_path / "bad.j2").write_text("{{ name }}\n{% for %}\n")
     # alias stable: v1 then v2, so `rollback -a stable` would move it back to v1
     assert cli("promote", "lr", "v1", "--alias", "stable").exit_code == 0
     assert cli("promote", "lr", "v2", "--alias", "stable").exit_code == 0
@@ -175,6 +176,16 @@ CASES = [
     ("watch-name-bad", ["watch", "../lr", "-d", "{t}/o", "--once"], USAGE, "invalid model name"),
     ("endpoints-alias-bad", ["endpoints", "lr", "--alias", "a b"], USAGE, "invalid alias"),
     ("endpoints-version-bad", ["endpoints", "lr", "--version", "../v1"], USAGE, "invalid version"),
+    # endpoints: how to render and where, checked before the registry is read or a file written
+    ("endpoints-watch-without-out", ["endpoints", "lr", "-o", "haproxy", "--watch"], USAGE, "--watch needs --out FILE"),
+    ("endpoints-exec-without-out", ["endpoints", "lr", "-o", "nginx", "--exec", "true"], USAGE,
+     "--exec needs --out FILE"),
+    ("endpoints-out-table", ["endpoints", "lr", "--out", "{t}/o"], USAGE, "--out needs a file format"),
+    ("endpoints-template-and-o", ["endpoints", "lr", "-o", "haproxy", "--template", "{t}/model3.pkl"], USAGE,
+     "--template and -o both say how to render"),
+    ("endpoints-template-missing", ["endpoints", "lr", "--template", "{t}/nope.j2"], USAGE,
+     "cannot read the template '{t}/nope.j2'"),
+    ("endpoints-template-syntax", ["endpoints", "lr", "--template", "{t}/bad.j2"], USAGE, "bad.j2:2: template"),
     # configuration files with values of the wrong kind
     ("config-not-utf8", ["--config", "{t}/latin1.yaml", "list"], CONFIG, "is not UTF-8 text"),
     ("config-current-context-list", ["--config", "{t}/cc-list.yaml", "list"], CONFIG,
