@@ -176,6 +176,15 @@ SETTINGS += (
         ("allow", "signed", "deny"),
     ),
     Setting(
+        "serve.drain_delay",
+        float,
+        2.0,
+        "seconds a server keeps answering after it left the registry's list (SIGTERM, --swap resource), so "
+        "balancers following it (mdl endpoints --watch) drop it before it stops; 0: none",
+        minimum=0,
+        maximum=3600,
+    ),
+    Setting(
         "serve.skops_trusted",
         list,
         None,

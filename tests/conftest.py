@@ -44,6 +44,8 @@ def _isolated(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     monkeypatch.setenv("MDL_DEV_CLUSTER_DIR", str(default_state_dir()))  # the cluster stays where it is...
     monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))  # ...and the host's shared file store is per test
     monkeypatch.setenv("MDL_NO_PROGRESS", "1")
+    # Servers stop at once: the tests of draining (tests/e2e/test_load_balancer.py) set their own delay.
+    monkeypatch.setenv("MDL_SERVE_DRAIN_DELAY", "0")
 
 
 @pytest.fixture(scope="session")

@@ -103,6 +103,30 @@ def serve(
             help="Seconds in-flight requests get to finish on SIGTERM.",
         ),
     ] = 10.0,
+    max_unavailable: Annotated[
+        int,
+        typer.Option(
+            "--max-unavailable",
+            metavar="N",
+            min=0,
+            help="With --swap resource: servers of this model that may be out of rotation (draining, "
+            "loading) at once across the fleet; the rest wait their turn serving the old version (0: no cap).",
+        ),
+    ] = 1,
+    drain_delay: Annotated[
+        float | None,
+        typer.Option(
+            "--drain-delay",
+            metavar="SECONDS",
+            min=0,
+            max=3600,
+            callback=finite,
+            help="Seconds it keeps answering after leaving the registry's list, on SIGTERM and before a "
+            "--swap resource unload, so balancers following the registry drop it first "
+            "(default: config serve.drain_delay, 2).",
+            show_default=False,
+        ),
+    ] = None,
     read_timeout: Annotated[
         float,
         typer.Option(
@@ -139,7 +163,8 @@ def serve(
     New versions load off the request path and replace the old one atomically; if one fails to load,
     the old one keeps serving and the replica reports failed. The server registers as a replica:
     `mdl endpoints NAME` lists it, `mdl status` shows it, `promote --wait` waits for it.
-    SIGTERM/SIGINT: deregister, finish in-flight requests, exit. SIGHUP: re-sync.
+    SIGTERM/SIGINT: deregister, keep answering for --drain-delay seconds (balancers following the
+    registry drop it meanwhile), finish in-flight requests, exit. SIGHUP: re-sync.
 
     Security: loading a pickle or joblib model runs code from it, so whoever can push or promote a
     version can run code on every server that serves it. ONNX and skops load without running code;
@@ -165,6 +190,8 @@ def serve(
         max_body=size,
         keep=keep,
         graceful_timeout=graceful_timeout,
+        max_unavailable=max_unavailable,
+        drain_delay=state(ctx).config["serve.drain_delay"] if drain_delay is None else drain_delay,
         read_timeout=read_timeout,
         max_connections=max_connections,
         require_signature=require_signature,

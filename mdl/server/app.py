@@ -258,7 +258,7 @@ class ServerApp:
     async def ready(self, request: Request) -> JSON:
         m = self.holder.active
         st = self.status()
-        ok = m is not None and not self.stopping
+        ok = m is not None and not self.stopping and not self.holder.draining
         body = {
             "ready": ok,
             "model": self.name,

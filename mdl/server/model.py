@@ -237,6 +237,7 @@ class ModelHolder:
         metrics: Any = None,
         drain_timeout: float = 30.0,
         load_policy: LoadPolicy | None = None,
+        before_unload: Callable[[str], None] | None = None,
     ) -> None:
         if policy not in SWAP_POLICIES:
             raise InvalidInput(f"--swap {policy!r}: use availability or resource")
@@ -250,21 +251,26 @@ class ModelHolder:
         self._events = events or (lambda event, **kw: None)
         self._metrics = metrics
         self._drain_timeout = drain_timeout
+        self._before_unload = before_unload  # resource swaps: called with the old version before it goes
+        self.draining = False  # a resource swap is under way: /readyz says 503 from its first step
         self._frozen = False
         self._lock = threading.Lock()
 
     def on_swap(self, version: str, path: Path, previous: str | None) -> None:
         """The Watcher's hook: load ``version`` and make it the served model (see the module doc)."""
+        try:
+            self._swap(version, path)
+        finally:
+            self.draining = False
+
+    def _swap(self, version: str, path: Path) -> None:
         with self._lock:
             old = self.active
             if old is not None and old.version == version and old.path == path:
                 return  # a revert to what is still served (availability) — nothing to do
             if self.policy == "resource" and old is not None:
-                self.active = None  # new requests get 503 until the new version is in
-                if self._metrics:
-                    self._metrics.unloaded()
-                self._drain(old)
-                self._events("unloaded", version=old.version, reason="--swap resource")
+                self.draining = True  # until this swap ends, loaded or failed (below)
+                self._unload(old)
                 old = None
                 gc.collect()
             started = time.perf_counter()
@@ -307,6 +313,17 @@ class ModelHolder:
                     f"as it loads; to lock this down, {loaders.LOCK_DOWN}",
                 )
         # ``old`` goes out of scope here: in-flight requests still hold it; the last one frees it
+
+    def _unload(self, old: LoadedModel) -> None:
+        """``--swap resource``: say so first (``before_unload``: the replica leaves the balancers
+        following the registry), then stop taking requests, let those in flight finish, drop the model."""
+        if self._before_unload is not None:
+            self._before_unload(old.version)
+        self.active = None  # new requests get 503 until the new version is in
+        if self._metrics:
+            self._metrics.unloaded()
+        self._drain(old)
+        self._events("unloaded", version=old.version, reason="--swap resource")
 
     def _drain(self, old: LoadedModel) -> None:
         deadline = time.monotonic() + self._drain_timeout

@@ -4,7 +4,8 @@ Order of events. Bind first (so ``--port 0`` knows its port and the registered U
 uvicorn, then start the Watcher on a thread: it registers the replica (kind ``server``, address = the
 URL), resumes a verified local copy or downloads the version the alias names, and calls
 :meth:`ModelHolder.on_swap`, which loads it off the request path. Signals come through
-:func:`mdl.watch.run`. SIGTERM/SIGINT: readiness turns 503, the replica deregisters, uvicorn stops
+:func:`mdl.watch.run`. SIGTERM/SIGINT: readiness turns 503, the replica deregisters, it keeps answering for
+``drain_delay`` seconds (balancers following the registry drop it meanwhile), then uvicorn stops
 accepting and lets in-flight requests finish (bounded), exit 0. SIGHUP: re-sync (forget failures,
 re-read the pointer).
 """
@@ -17,8 +18,8 @@ import shutil
 import socket
 import tempfile
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -43,6 +44,8 @@ class ServeOptions:
     max_body: int = 16 * 1024 * 1024
     keep: int = 3
     graceful_timeout: float = 10.0
+    max_unavailable: int = 1  # --swap resource: servers of the model out of rotation at once, fleet-wide (0: no cap)
+    drain_delay: float = 2.0  # serve.drain_delay: seconds a replica keeps answering after it left the registry
     read_timeout: float = 30.0  # a request's line + headers, and then its body, each within this
     max_connections: int = 1024  # open HTTP connections; past it, requests get 503
     require_signature: bool = False  # load only signed versions (or trust.require_signature)
@@ -205,6 +208,7 @@ class ModelServer:
         self.stopped = False
         self.failed: Exception | None = None  # why the watcher could not start
         self._swap_raised = threading.Event()
+        self._hurry = threading.Event()  # a second SIGTERM/SIGINT: no more draining
         self._lock = threading.Lock()  # watcher, stopped
         metrics = Metrics(name)
         policy = LoadPolicy(
@@ -214,7 +218,15 @@ class ModelServer:
             from mdl.trust import anchors
 
             anchors(client.config)  # no trusted key or CA: a configuration error now, not a refusal per version
-        self.holder = ModelHolder(name, loader, opts.swap, events=self.event, metrics=metrics, load_policy=policy)
+        self.holder = ModelHolder(
+            name,
+            loader,
+            opts.swap,
+            events=self.event,
+            metrics=metrics,
+            load_policy=policy,
+            before_unload=self._before_unload,
+        )
         engine = Engine(max_batch=opts.max_batch, on_batch=metrics.batch)
         self.app = ServerApp(
             name,
@@ -249,10 +261,36 @@ class ModelServer:
 
     def _on_swap(self, version: str, path: Path, previous: str | None) -> None:
         try:
-            self.holder.on_swap(version, path, previous)
+            with self._out_of_rotation():
+                self.holder.on_swap(version, path, previous)
         except Exception:
             self._swap_raised.set()
             raise
+
+    def _out_of_rotation(self) -> AbstractContextManager[None]:
+        """A ``--swap resource`` swap takes one of ``max_unavailable`` fleet-wide slots for the time its
+        server is out (draining, unloading, loading): a promote then never empties a balancer."""
+        if self.opts.swap != "resource" or self.holder.active is None:
+            return nullcontext()  # nothing is unloaded: the server keeps answering
+        return self.client.download_slot(self.name, self.opts.max_unavailable, pool="unavailable")
+
+    def _before_unload(self, version: str) -> None:
+        """``--swap resource`` is about to unload ``version``: leave the balancers first (see :meth:`_drain`)."""
+        w = self.watcher
+        if w is not None:
+            self._drain(w.drain, wait=w.registered, version=version, reason="--swap resource")
+
+    def _drain(self, leave: Callable[[], None], *, wait: bool = True, **why: Any) -> None:
+        """Leave the registry's list of answering replicas (``leave``), then keep answering for
+        ``drain_delay`` seconds: what balancers following the registry (``mdl endpoints --watch``)
+        need to drop this replica before it stops answering. A second SIGTERM cuts the wait."""
+        try:
+            leave()
+        except Exception as exc:  # the registry is down: the balancer's health check (/readyz, 503 now) takes over
+            self.event("deregister-failed", error=getattr(exc, "message", str(exc)))
+        if wait and self.opts.drain_delay > 0:
+            self.event("draining", seconds=self.opts.drain_delay, **why)
+            self._hurry.wait(self.opts.drain_delay)
 
     def _make_watcher(self) -> Watcher:
         o = self.opts
@@ -295,17 +333,15 @@ class ModelServer:
                 return
             self.stopped = True
             w = self.watcher
-        self.app.stopping = True
+        self.app.stopping = True  # /readyz: 503 from now on
         self.event("stopping")
-        if w is not None:
-            try:
-                w.stop()  # deregister first: clients stop picking this replica
-            except Exception as exc:
-                self.event("deregister-failed", error=str(exc))
-        self.server.should_exit = True
+        if w is not None:  # deregister first, then answer while balancers drop it (if it was ever routable)
+            self._drain(w.stop, wait=w.registered and self.holder.active is not None, reason="stopping")
+        self.server.should_exit = True  # stop accepting; in-flight requests get graceful_timeout
 
     def stop(self) -> None:
         if self.stopped:
+            self._hurry.set()
             self.server.force_exit = True  # a second Ctrl-C: do not wait for in-flight requests
             return
         threading.Thread(target=self._shutdown, name="mdl-serve-stop", daemon=True).start()

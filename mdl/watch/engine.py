@@ -109,6 +109,11 @@ class Watcher:
     def ready(self) -> bool:
         return self.dir.current is not None and self._verified_current
 
+    @property
+    def registered(self) -> bool:
+        """Whether the registry holds this replica's record (see :meth:`Reporter.registered`)."""
+        return self.reporter.registered
+
     def live(self) -> bool:
         """For /livez: the loop turned lately."""
         return time.monotonic() - self.last_loop < LIVE_WITHIN
@@ -180,6 +185,12 @@ class Watcher:
         self.reporter.stop()
         self.dir.clean_partials()
         self.reporter.close()
+
+    def drain(self) -> None:
+        """Report ``draining`` now: the replica is about to stop answering (``--swap resource`` unloads
+        its model), so balancers rendered from the registry (``mdl endpoints --watch``) drop it first.
+        The next state it reports (ready, failed) puts it back."""
+        self.reporter.report_now("draining")
 
     def wait(self, timeout: float | None = None) -> bool:
         return self._stop.wait(timeout)

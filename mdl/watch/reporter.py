@@ -56,6 +56,7 @@ class Reporter:
         self._replica: ReplicaHandle | None = None
         self._lock = threading.RLock()  # state, error, whether a report is queued, the download watched
         self._queued = False
+        self._sending = threading.Lock()  # one registry write at a time, each with the latest state
         self._downloading: str | None = None
         self._chores: queue.SimpleQueue | None = None
         self._chores_thread: threading.Thread | None = None
@@ -126,7 +127,18 @@ class Reporter:
             self._queued = True
         self.later(self._send)
 
+    def report_now(self, state: str, error: str | None = None) -> None:
+        """Set the replica's state and write it to the registry before returning (``draining``: a
+        balancer following the registry must hear it before the replica stops answering)."""
+        with self._lock:
+            self.state, self.error = state, error
+        self._send()
+
     def _send(self) -> None:
+        with self._sending:
+            self._send_latest()
+
+    def _send_latest(self) -> None:
         with self._lock:
             self._queued = False
             state, error = self.state, self.error

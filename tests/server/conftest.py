@@ -56,7 +56,8 @@ def iris(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 def clean_env(extra: dict[str, str], home: Path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("MDL_") or k == "MDL_TEST_BACKENDS"}
     env.update(XDG_CONFIG_HOME=str(home / "config"), XDG_DATA_HOME=str(home / "data"),
-               XDG_CACHE_HOME=str(home / "cache"), MDL_NO_PROGRESS="1")
+               XDG_CACHE_HOME=str(home / "cache"), MDL_NO_PROGRESS="1",
+               MDL_SERVE_DRAIN_DELAY="0")  # tests of draining pass their own
     env.update(extra)
     return env
 

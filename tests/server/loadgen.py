@@ -1,10 +1,12 @@
 """A small closed-loop load generator, run as a separate process by the tests.
 
-    python loadgen.py URL OUT --threads 4 --stop-file F --max-seconds 120 [--body JSON]
+    python loadgen.py URL OUT --threads 4 --stop-file F --max-seconds 120 [--body JSON] [--fresh]
 
-Each thread keeps one HTTP/1.1 connection and POSTs the body in a loop until the stop file exists (or
-``--max-seconds`` pass: it always stops by itself). Every response becomes one JSON line in OUT:
-``[t_send, t_recv, status, header_version, body_version]``, times from CLOCK_MONOTONIC (the same clock
+Each thread keeps one HTTP/1.1 connection (``--fresh``: a new one per request, ``Connection: close``)
+and POSTs the body in a loop until the stop file exists (or ``--max-seconds`` pass: it always stops by
+itself). Every response becomes one JSON line in OUT: ``[t_send, t_recv, status, header_version,
+body_version, served_by]`` (``served_by``: the X-Served-By header a balancer adds, or None), times
+from CLOCK_MONOTONIC (the same clock
 in every process on the machine, so the test can compare them with when it promoted). Standard
 library only.
 """
@@ -22,7 +24,7 @@ import urllib.parse
 BODY = json.dumps({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [5.1, 3.5, 1.4, 0.2]}]})
 
 
-def worker(url: str, body: bytes, stop_file: str, deadline: float, out: list) -> None:
+def worker(url: str, body: bytes, stop_file: str, deadline: float, out: list, fresh: bool = False) -> None:
     u = urllib.parse.urlsplit(url)
     conn = None
     while time.monotonic() < deadline and not os.path.exists(stop_file):
@@ -30,11 +32,12 @@ def worker(url: str, body: bytes, stop_file: str, deadline: float, out: list) ->
             conn = http.client.HTTPConnection(u.hostname, u.port, timeout=30)
         t0 = time.monotonic()
         try:
-            conn.request("POST", u.path, body=body, headers={"Content-Type": "application/json"})
+            headers = {"Content-Type": "application/json", **({"Connection": "close"} if fresh else {})}
+            conn.request("POST", u.path, body=body, headers=headers)
             r = conn.getresponse()
             data = r.read()
         except (OSError, http.client.HTTPException) as exc:
-            out.append([t0, time.monotonic(), 0, None, f"error: {type(exc).__name__}: {exc}"])
+            out.append([t0, time.monotonic(), 0, None, f"error: {type(exc).__name__}: {exc}", None])
             conn.close()
             conn = None
             continue
@@ -43,7 +46,10 @@ def worker(url: str, body: bytes, stop_file: str, deadline: float, out: list) ->
             body_version = json.loads(data).get("model_version")
         except ValueError:
             body_version = None
-        out.append([t0, t1, r.status, r.getheader("X-Model-Version"), body_version])
+        out.append([t0, t1, r.status, r.getheader("X-Model-Version"), body_version, r.getheader("X-Served-By")])
+        if fresh:
+            conn.close()
+            conn = None
     if conn is not None:
         conn.close()
 
@@ -56,11 +62,12 @@ def main() -> None:
     ap.add_argument("--stop-file", required=True)
     ap.add_argument("--max-seconds", type=float, default=120)
     ap.add_argument("--body", default=BODY)
+    ap.add_argument("--fresh", action="store_true", help="a new connection per request")
     args = ap.parse_args()
     deadline = time.monotonic() + args.max_seconds
     results: list[list] = [[] for _ in range(args.threads)]
-    threads = [threading.Thread(target=worker, args=(args.url, args.body.encode(), args.stop_file, deadline, r))
-               for r in results]
+    threads = [threading.Thread(target=worker, args=(args.url, args.body.encode(), args.stop_file, deadline, r,
+                                                     args.fresh)) for r in results]
     for t in threads:
         t.start()
     for t in threads:
