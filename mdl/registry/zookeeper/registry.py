@@ -29,11 +29,11 @@ from mdl.registry.zookeeper.config import node_acl, parse_url, read_credentials
 from mdl.registry.zookeeper.layout import ZkPaths, history_nodes, history_seq
 from mdl.registry.zookeeper.lifecycle import read_lifecycle, write_lifecycle
 from mdl.registry.zookeeper.pointer import move_pointer, read_pointer
-from mdl.registry.zookeeper.replica_watch import ReplicaWatches
+from mdl.registry.zookeeper.replica_watch import ReplicaWatch
 from mdl.registry.zookeeper.replicas import ReplicaKeeper
 from mdl.registry.zookeeper.session import ZkSession
 from mdl.registry.zookeeper.slots import DownloadSlots
-from mdl.registry.zookeeper.watch import PointerWatches
+from mdl.registry.zookeeper.watch import PointerWatch, Watches
 
 if TYPE_CHECKING:
     from mdl.config import Config
@@ -61,9 +61,9 @@ class ZooKeeperRegistry(Registry):
         self.timeout = float(timeout)
         self.paths = ZkPaths(self.chroot)
         self.session = ZkSession(url, self.hosts, self.paths, self.timeout, credentials, acl, notice)
-        self._watches = PointerWatches(self.session)
+        self._watches = Watches(self.session, PointerWatch)
         self._replicas = ReplicaKeeper(self.session)
-        self._replica_watches = ReplicaWatches(self.session)
+        self._replica_watches = Watches(self.session, ReplicaWatch)
         self._slots = DownloadSlots(self.session, on_release_failed=self._replicas.add_orphan)
 
     @classmethod

@@ -39,41 +39,6 @@ _FULL = ("full",)
 _CHILDREN = ("children",)
 
 
-class ReplicaWatches:
-    """The running replica watches of one registry: poked after every reconnect, stopped on close."""
-
-    def __init__(self, session: ZkSession) -> None:
-        self._session = session
-        self._lock = threading.Lock()
-        self._watches: set[ReplicaWatch] = set()
-        session.on_connected(self._poke_all)
-
-    def start(self, name: str, callback: ReplicasCallback) -> Watch:
-        with self._lock:
-            self._session.client()  # starts connecting now; raises once the registry is closed
-            w = ReplicaWatch(self._session, name, callback, on_stop=self._forget)
-            self._watches.add(w)
-        w.start()
-        return w
-
-    def stop_all(self) -> None:
-        with self._lock:
-            watches = list(self._watches)
-            self._watches.clear()
-        for w in watches:
-            w.stop()
-
-    def _poke_all(self) -> None:
-        with self._lock:  # never held long: start and stop_all do not wait on kazoo under it
-            watches = list(self._watches)
-        for w in watches:
-            w.reconnected()
-
-    def _forget(self, w: ReplicaWatch) -> None:
-        with self._lock:
-            self._watches.discard(w)
-
-
 class ReplicaWatch(Watch):
     """The live replicas of one model, delivered whenever they change (see the module docstring)."""
 

@@ -1,4 +1,5 @@
-"""Pointer watches: level-triggered, one thread per watch re-reading the pointer (see the package docstring)."""
+"""Watches: the running watches of a registry (``Watches``, for pointers and replicas alike), and the
+pointer watch: level-triggered, one thread per watch re-reading the pointer (see the package docstring)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from mdl.errors import MdlError, Unavailable
 from mdl.registry.base import PointerCallback, Watch, deliver
@@ -21,20 +22,33 @@ _BAD_POINTER_PAUSE = 5.0  # between re-reads of a pointer that cannot be read (e
 _FAILED_PAUSE = 2.0  # between re-reads after an unexpected error
 
 
-class PointerWatches:
-    """The running watches of one registry: started, poked after every reconnect (to catch up with moves
-    missed while disconnected), stopped on close."""
+class SessionWatch(Protocol):
+    def start(self) -> None: ...
+    def stop(self) -> None: ...
+    def reconnected(self) -> None:
+        """The session reconnected: re-read (changes may have been missed). Must not block."""
 
-    def __init__(self, session: ZkSession) -> None:
+
+W = TypeVar("W", bound=SessionWatch)
+# (session, model name, callback, on_stop) -> a watch, not yet started
+WatchFactory = Callable[[ZkSession, str, Any, Callable[[W], None]], W]
+
+
+class Watches(Generic[W]):
+    """The running watches of one kind of one registry: started, told after every reconnect (to catch
+    up with changes missed while disconnected), stopped on close."""
+
+    def __init__(self, session: ZkSession, make: WatchFactory[W]) -> None:
         self._session = session
+        self._make = make
         self._lock = threading.Lock()
-        self._watches: set[PointerWatch] = set()
+        self._watches: set[W] = set()
         session.on_connected(self._poke_all)
 
-    def start(self, name: str, callback: PointerCallback) -> Watch:
+    def start(self, name: str, callback: Any) -> W:
         with self._lock:
             self._session.client()  # starts connecting now; raises once the registry is closed
-            w = PointerWatch(self._session, name, callback, on_stop=self._forget)
+            w = self._make(self._session, name, callback, self._forget)
             self._watches.add(w)
         w.start()
         return w
@@ -47,11 +61,14 @@ class PointerWatches:
             w.stop()
 
     def _poke_all(self) -> None:
-        for w in list(self._watches):
-            w.poke()
+        with self._lock:  # never held long: start and stop_all do not wait on kazoo under it
+            watches = list(self._watches)
+        for w in watches:
+            w.reconnected()
 
-    def _forget(self, w: PointerWatch) -> None:
-        self._watches.discard(w)
+    def _forget(self, w: W) -> None:
+        with self._lock:
+            self._watches.discard(w)
 
 
 class PointerWatch(Watch):
@@ -75,6 +92,9 @@ class PointerWatch(Watch):
     def poke(self, *event: Any) -> None:
         """Called by kazoo (watch fired, with the event) or after a reconnect: must not block."""
         self._events.put("fired" if event else "reconnected")
+
+    def reconnected(self) -> None:
+        self.poke()
 
     def stop(self) -> None:
         super().stop()
