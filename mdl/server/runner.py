@@ -261,17 +261,18 @@ class ModelServer:
 
     def _on_swap(self, version: str, path: Path, previous: str | None) -> None:
         try:
-            with self._out_of_rotation():
+            with self._out_of_rotation(version):
                 self.holder.on_swap(version, path, previous)
         except Exception:
             self._swap_raised.set()
             raise
 
-    def _out_of_rotation(self) -> AbstractContextManager[None]:
+    def _out_of_rotation(self, version: str) -> AbstractContextManager[None]:
         """A ``--swap resource`` swap takes one of ``max_unavailable`` fleet-wide slots for the time its
         server is out (draining, unloading, loading): a promote then never empties a balancer."""
-        if self.opts.swap != "resource" or self.holder.active is None:
-            return nullcontext()  # nothing is unloaded: the server keeps answering
+        active = self.holder.active
+        if self.opts.swap != "resource" or active is None or active.version == version:
+            return nullcontext()  # nothing is unloaded (or it is a revert to what is served): it keeps answering
         return self.client.download_slot(self.name, self.opts.max_unavailable, pool="unavailable")
 
     def _before_unload(self, version: str) -> None:

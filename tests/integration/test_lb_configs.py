@@ -225,3 +225,18 @@ def test_prometheus_discovers_and_scrapes_the_rendered_targets(tmp_path):
         log.close()
         metrics.shutdown()
         metrics.server_close()
+
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "deploy"
+
+
+def test_the_deploy_examples_are_valid_configurations(tmp_path):
+    """examples/deploy/: HAProxy's main file with a rendered backend of model lr, and prometheus.yml."""
+    backend = tmp_path / "mdl-lr.cfg"
+    backend.write_text(render("haproxy", "lr", routable(THREE)))
+    main = EXAMPLES / "haproxy" / "haproxy.cfg"
+    r = subprocess.run([program("haproxy"), "-c", "-f", str(main), "-f", str(backend)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    r = subprocess.run([program("promtool"), "check", "config", str(EXAMPLES / "prometheus" / "prometheus.yml")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
