@@ -59,6 +59,8 @@ EXAMPLES: dict[str, list[str]] = {
     "endpoints": [
         "mdl endpoints lr                 # URLs of the ready replicas of lr",
         "mdl endpoints lr --alias canary -q",
+        "mdl endpoints lr -o haproxy --watch --out /etc/haproxy/conf.d/lr.cfg --exec 'systemctl reload haproxy'",
+        "mdl endpoints lr -o prometheus --watch --listen 9099   # Prometheus http_sd at /sd",
     ],
     "status": [
         "mdl status lr                    # every replica: state, loaded version, age",

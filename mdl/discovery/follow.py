@@ -342,7 +342,7 @@ class Follower:
         if out is None:
             return True
         if self.opts.check_cmd:
-            candidate = out.with_name(f".{out.name}.check")
+            candidate = out.with_name(f".{out.name}.{os.getpid()}.check")
             try:
                 write_atomic(candidate, rendered.text)
                 self._command(self.opts.check_cmd, candidate, "check command")
