@@ -75,7 +75,8 @@ class Load:
         return self.rows
 
     def failed(self, start: float, end: float) -> list[list]:
-        return [r for r in self.rows if start <= r[0] < end and r[2] != 200]
+        """Failures answered in [start, end) (a request sent just before a phase began fails in it)."""
+        return [r for r in self.rows if start <= r[1] < end and r[2] != 200]
 
     def served_by(self, start: float, end: float) -> set:
         return {r[5] for r in self.rows if start <= r[0] < end and r[2] == 200}
