@@ -38,7 +38,9 @@ from mdl.registry.base import (
     RegistryUnavailable,
     Replica,
     ReplicaHandle,
+    Rollout,
     Watch,
+    is_rollout_action,
 )
 from mdl.results import ModelSummary, MoveResult, PullResult, PushResult, VersionInfo
 from mdl.retry import Backoff
@@ -62,7 +64,7 @@ def rollback_target(history: list[HistoryEntry], alias: str) -> str | None:
     """The value ``alias`` had before its last promotion (or removal) not yet undone (an undo stack)."""
     stack: list[str | None] = []
     for h in history:
-        if h.alias != alias:
+        if h.alias != alias or is_rollout_action(h.action):  # a rollout's steps do not move the alias
             continue
         if h.action == "rollback":
             if stack:
@@ -328,8 +330,20 @@ class Client:
 
     # -- pointers -------------------------------------------------------------------------------
 
-    def pointer(self, name: str) -> Pointer:
-        return self.registry.get(validate_name(name))
+    def pointer(self, name: str, with_rollout: bool = False) -> Pointer:
+        """The pointer; ``with_rollout``: with its ``rollout`` read together (see Registry.get_with_rollout)."""
+        validate_name(name)
+        return self.registry.get_with_rollout(name) if with_rollout else self.registry.get(name)
+
+    def rollout(self, name: str) -> Rollout:
+        """The model's staged rollout (doc None if it has none); IntegrityError if it cannot be read."""
+        return self.registry.rollout(validate_name(name))
+
+    def set_rollout(
+        self, name: str, doc: dict[str, Any], expected_revision: int, entry: dict[str, str | None] | None
+    ) -> Rollout:
+        """Compare-and-set the rollout document with its history entry; see Registry.set_rollout."""
+        return self.registry.set_rollout(validate_name(name), doc, expected_revision, entry)
 
     def watch_pointer(self, name: str, callback: Callable[[Pointer], None]) -> Watch:
         """Call ``callback`` (on the watch's own thread) with the pointer now and after every change;

@@ -4,6 +4,7 @@ an append-only history, a level-triggered watch, and live replica records.
 
 from __future__ import annotations
 
+import re
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Callable
@@ -16,6 +17,9 @@ NO_REVISION = -1  # the revision of a model that has no pointer (or lifecycle do
 ALIAS_ACTIONS = ("promote", "rollback", "remove")  # moves of an alias; "remove" has no ``to`` version
 LIFECYCLE_ACTIONS = ("pin", "unpin", "delete")  # changes of a version's lifecycle: no alias, a ``version``
 ACTIONS = ALIAS_ACTIONS + LIFECYCLE_ACTIONS
+# Steps of a staged rollout (``rollout-start``, ``rollout-step``, ``rollout-abort``...): an alias, from the
+# stable to the candidate version; any ``rollout-<word>`` is one, so a later mdl may add some.
+ROLLOUT_ACTION_PREFIX = "rollout-"
 Notice = Callable[[str], None]  # a note for the person waiting (e.g. "connecting to ..."), never an error
 
 
@@ -36,12 +40,23 @@ class RegistryUnavailable(Unavailable):
 # command about a millisecond of start-up to generate its methods.
 
 
+class Rollout(NamedTuple):
+    """A model's staged rollout: ``doc`` as :func:`parse_rollout` returns it (None if it has none),
+    kept beside the pointer and moved by compare-and-set like it."""
+
+    name: str
+    doc: dict[str, Any] | None
+    revision: int = NO_REVISION
+
+
 class Pointer(NamedTuple):
-    """``aliases`` is the document any reader sees, e.g. ``{"latest": "20261127T171300Z"}``."""
+    """``aliases`` is the document any reader sees, e.g. ``{"latest": "20261127T171300Z"}``. ``rollout``:
+    the model's rollout as read with it (watch deliveries, ``get_with_rollout``); None if not read."""
 
     name: str
     aliases: dict[str, str]
     revision: int = NO_REVISION
+    rollout: Rollout | None = None
 
 
 class HistoryEntry(NamedTuple):
@@ -180,9 +195,22 @@ def parse_history_entry(seq: Any, d: Any) -> HistoryEntry | None:
     alias, frm, to = d.get("alias"), d.get("from"), d.get("to")
     who, at, action = d.get("who", ""), d.get("at", ""), d.get("action", "promote")
     version, rule = d.get("version"), d.get("rule")
-    if not all(isinstance(x, str) for x in (who, at, action)) or action not in ACTIONS:
+    if not all(isinstance(x, str) for x in (who, at, action)):
+        return None
+    rollout = is_rollout_action(action)
+    if action not in ACTIONS and not rollout:
         return None
     try:
+        if rollout:  # an alias (``from`` stable ``to`` candidate) and optionally a version and a rule
+            if not isinstance(alias, str) or not (version is None or isinstance(version, str)):
+                return None
+            if rule is not None and (not isinstance(rule, str) or len(rule) > ROLLOUT_REASON_MAX):
+                return None
+            validate_alias(alias)
+            for v in (frm, to, version):
+                if v is not None:
+                    validate_version(v)
+            return HistoryEntry(seq, alias, frm, to, who, at, action, version, rule)
         if action in LIFECYCLE_ACTIONS:
             if alias not in (None, "") or not isinstance(version, str) or frm is not None or to is not None:
                 return None
@@ -199,6 +227,14 @@ def parse_history_entry(seq: Any, d: Any) -> HistoryEntry | None:
     except InvalidInput:
         return None
     return HistoryEntry(seq, alias, frm, to, who, at, action)
+
+
+def is_rollout_action(action: Any) -> bool:
+    """Whether ``action`` names a step of a staged rollout (``rollout-`` and a lowercase word)."""
+    return isinstance(action, str) and _ROLLOUT_ACTION_RE.fullmatch(action) is not None
+
+
+_ROLLOUT_ACTION_RE = re.compile(re.escape(ROLLOUT_ACTION_PREFIX) + r"[a-z][a-z-]{0,31}")
 
 
 def parse_lifecycle(data: bytes | str | None, name: str, where: str, hint: str | None = None) -> tuple[dict, dict]:
@@ -244,6 +280,166 @@ def parse_lifecycle(data: bytes | str | None, name: str, where: str, hint: str |
                 raise bad(f"describes {key[:-1]} {version!r} with {_short(info)}, not an object of strings")
         found.append(part)
     return found[0], found[1]
+
+
+ROLLOUT_STATES = ("running", "paused", "aborted", "succeeded")
+ROLLOUT_MAX_BYTES = 32 * 1024 * 1024  # a stored document larger than this is refused unread (100000 ids fit)
+ROLLOUT_MAX_STEPS = 20
+ROLLOUT_MAX_ASSIGNED = 100_000
+ROLLOUT_MAX_OPTIONS = 64 * 1024  # bytes of the ``options`` object, serialised
+ROLLOUT_MAX_DEPTH = 8  # nesting of ``options``
+ROLLOUT_REASON_MAX = 2000  # characters of ``reason`` (and of a rollout history entry's ``rule``, its note)
+ROLLOUT_STAMPS = ("by", "started", "updated", "step_started")
+_ROLLOUT_ID_RE = re.compile(r"[A-Za-z0-9_-]{1,64}")
+_BAD_REPLICA_ID_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff/]")
+
+
+def parse_rollout(data: bytes | str | None, name: str, where: str, hint: str | None = None) -> dict[str, Any] | None:
+    """The staged-rollout document of ``name`` as stored at ``where``, checked (see the schema in
+    docs of the ``rollout`` commands): None for absent or empty data; anything that does not match is
+    an IntegrityError (exit 8) naming the model and the place. The work is bounded: larger than
+    ROLLOUT_MAX_BYTES is refused unread, nesting is checked without recursion. ``reason`` (absent: None)
+    and ``options`` (absent: {}) are filled in; unknown keys are kept (a later mdl may add some)."""
+    from mdl.errors import IntegrityError, InvalidInput
+    from mdl.names import validate_alias, validate_version
+
+    def bad(why: str) -> IntegrityError:
+        return IntegrityError(
+            f"the rollout document of {name!r} ({where}) {why}",
+            hint=hint or "fix or delete it with the registry's own tools; mdl does not change a rollout it cannot read",
+        )
+
+    if data is None or (isinstance(data, (bytes, bytearray, str)) and not data.strip()):
+        return None
+    if not isinstance(data, (str, bytes, bytearray)):
+        raise bad(f"is not a JSON document (a stored {type(data).__name__})")
+    if len(data) > ROLLOUT_MAX_BYTES:
+        raise bad(f"is larger than {ROLLOUT_MAX_BYTES} bytes")
+    import json
+
+    def no_constant(token: str) -> Any:
+        raise ValueError(f"{token} is not JSON")
+
+    try:
+        doc = json.loads(data, parse_constant=no_constant)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        raise bad("is not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise bad(f"is not a JSON object (a JSON {type(doc).__name__})")
+    doc.setdefault("reason", None)
+    doc.setdefault("options", {})
+
+    def text(key: str, limit: int) -> str:
+        value = doc.get(key)
+        if not isinstance(value, str) or len(value) > limit:
+            raise bad(f"has {key} {_short(value)}, not a string of at most {limit} characters")
+        return value
+
+    rollout_id = doc.get("id")
+    if not isinstance(rollout_id, str) or not _ROLLOUT_ID_RE.fullmatch(rollout_id):
+        raise bad(f"has an invalid id {_short(rollout_id)} (1-64 of A-Z a-z 0-9 _ -)")
+    for key, check in (("alias", validate_alias), ("stable", validate_version), ("candidate", validate_version)):
+        value = doc.get(key)
+        try:
+            if not isinstance(value, str):
+                raise InvalidInput("not a string")
+            check(value)
+        except InvalidInput:
+            raise bad(f"has an invalid {key} {_short(value)}") from None
+    steps = doc.get("steps")
+    if (
+        not isinstance(steps, list)
+        or not 1 <= len(steps) <= ROLLOUT_MAX_STEPS
+        or not all(type(w) is int and 1 <= w <= 100 for w in steps)
+        or any(a >= b for a, b in zip(steps, steps[1:], strict=False))
+        or steps[-1] != 100
+    ):
+        raise bad(f"has steps {_short(steps)}, not 1-{ROLLOUT_MAX_STEPS} increasing whole percentages ending at 100")
+    step = doc.get("step")
+    if type(step) is not int or not 0 <= step < len(steps):
+        raise bad(f"has step {_short(step)}, not an index into its {len(steps)} steps")
+    if doc.get("state") not in ROLLOUT_STATES:
+        raise bad(f"has state {_short(doc.get('state'))}, not one of {', '.join(ROLLOUT_STATES)}")
+    assigned = doc.get("assigned")
+    if not isinstance(assigned, list) or len(assigned) > ROLLOUT_MAX_ASSIGNED:
+        raise bad(f"has assigned that are not a list of at most {ROLLOUT_MAX_ASSIGNED} replica ids")
+    for rid in assigned:
+        if (
+            not isinstance(rid, str)
+            or not 1 <= len(rid) <= 255
+            or rid in (".", "..")
+            or _BAD_REPLICA_ID_CHAR.search(rid)
+        ):
+            raise bad(f"assigns an invalid replica id {_short(rid)}")
+    if len(set(assigned)) != len(assigned):
+        raise bad("assigns a replica twice")
+    reason = doc["reason"]
+    if reason is not None and (not isinstance(reason, str) or len(reason) > ROLLOUT_REASON_MAX):
+        raise bad(f"has reason {_short(reason)}, not null or a string of at most {ROLLOUT_REASON_MAX} characters")
+    for key in ROLLOUT_STAMPS:
+        text(key, 200)
+    options = doc["options"]
+    if not isinstance(options, dict):
+        raise bad(f"has options {_short(options)}, not a JSON object")
+    if _depth_over(options, ROLLOUT_MAX_DEPTH):
+        raise bad(f"has options nested deeper than {ROLLOUT_MAX_DEPTH} levels")
+    if len(json.dumps(options)) > ROLLOUT_MAX_OPTIONS:
+        raise bad(f"has options larger than {ROLLOUT_MAX_OPTIONS} bytes")
+    return doc
+
+
+def rollout_to_write(
+    name: str, doc: dict[str, Any], entry: dict[str, str | None] | None
+) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(the document as it will read back, the history record of ``entry``) for ``set_rollout``, or
+    InvalidInput: a bug must not store a document that every reader would refuse. The record moves
+    ``doc``'s alias from its stable to its candidate version, so that ``mdl history`` reads well."""
+    import json
+
+    from mdl.errors import IntegrityError, InvalidInput
+    from mdl.names import validate_version
+
+    try:
+        data = json.dumps(doc, sort_keys=True, allow_nan=False)
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise InvalidInput(f"the rollout document of {name!r} is not JSON: {exc}") from None
+    try:
+        checked = parse_rollout(data, name, "to be written")
+    except IntegrityError as exc:
+        raise InvalidInput(exc.message) from None
+    if checked is None:
+        raise InvalidInput(f"the rollout document of {name!r} is empty")
+    if entry is None:
+        return checked, None
+    who, action, version, rule = entry.get("who"), entry.get("action"), entry.get("version"), entry.get("rule")
+    if not isinstance(who, str) or not is_rollout_action(action):
+        raise InvalidInput(f"a rollout history entry needs who and a rollout-<step> action, not {entry!r}")
+    if version is not None:
+        validate_version(version)
+    if rule is not None and (not isinstance(rule, str) or len(rule) > ROLLOUT_REASON_MAX):
+        raise InvalidInput(f"the rule (note) of a rollout history entry is not a short string: {_short(rule)}")
+    record = {
+        "alias": checked["alias"],
+        "from": checked["stable"],
+        "to": checked["candidate"],
+        "who": who,
+        "action": action,
+        "version": version,
+        "rule": rule,
+    }
+    return checked, record
+
+
+def _depth_over(value: Any, limit: int) -> bool:
+    """Whether JSON ``value`` nests more than ``limit`` containers deep (without recursion)."""
+    stack = [(value, 1)]
+    while stack:
+        v, depth = stack.pop()
+        if isinstance(v, (dict, list)):
+            if depth > limit:
+                return True
+            stack.extend((c, depth + 1) for c in (v.values() if isinstance(v, dict) else v))
+    return False
 
 
 # Replica fields mdl reads (status, endpoints, promote --wait): each a string (or absent / null).
@@ -345,12 +541,32 @@ class Registry(ABC):
         CasConflict otherwise."""
 
     @abstractmethod
+    def rollout(self, name: str) -> Rollout:
+        """The model's staged rollout (doc None, NO_REVISION if it has none); IntegrityError if the
+        stored document does not match the schema (see :func:`parse_rollout`)."""
+
+    @abstractmethod
+    def set_rollout(
+        self, name: str, doc: dict[str, Any], expected_revision: int, entry: dict[str, str | None] | None
+    ) -> Rollout:
+        """Replace (at NO_REVISION: create) the rollout document if it is still at ``expected_revision``;
+        append ``entry`` (``who``, a ``rollout-...`` ``action``, ``version``, ``rule``) to the history as a
+        move of ``doc``'s alias from its stable to its candidate, in the same atomic step. CasConflict
+        otherwise; InvalidInput (nothing written) for a document :func:`parse_rollout` would refuse."""
+
+    @abstractmethod
+    def get_with_rollout(self, name: str) -> Pointer:
+        """The current pointer with its ``rollout`` read together (one transaction, or pointer then rollout)."""
+
+    @abstractmethod
     def list_models(self) -> list[str]: ...
 
     @abstractmethod
     def watch(self, name: str, callback: PointerCallback) -> Watch:
-        """Call ``callback`` with the current pointer at once and again after every change.
-        Quick successive changes may be coalesced: callers reconcile with the latest value."""
+        """Call ``callback`` with the current pointer, its ``rollout`` read with it, at once and again
+        after every change of either. Quick successive changes may be coalesced: callers reconcile with
+        the latest value. An unreadable pointer delivers nothing; an unreadable rollout document
+        delivers the pointer with the last good rollout (None if none was read yet), logged once."""
 
     @abstractmethod
     def register_replica(self, name: str, replica_id: str, data: dict[str, Any]) -> ReplicaHandle: ...

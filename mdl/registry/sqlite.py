@@ -33,6 +33,7 @@ from mdl.registry.base import (
     Replica,
     ReplicaHandle,
     ReplicasCallback,
+    Rollout,
     Watch,
     deliver,
     deliver_replicas,
@@ -40,6 +41,8 @@ from mdl.registry.base import (
     parse_lifecycle,
     parse_pointer,
     parse_replica_data,
+    parse_rollout,
+    rollout_to_write,
 )
 from mdl.retry import Backoff
 
@@ -60,6 +63,7 @@ CREATE TABLE IF NOT EXISTS slots (
 CREATE TABLE IF NOT EXISTS manifests (
     model TEXT NOT NULL, version TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (model, version));
 CREATE TABLE IF NOT EXISTS lifecycle (model TEXT PRIMARY KEY, doc TEXT NOT NULL, revision INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (model TEXT PRIMARY KEY, doc TEXT NOT NULL, revision INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS replicas (
     model TEXT NOT NULL, id TEXT NOT NULL, data TEXT NOT NULL, host TEXT NOT NULL,
     pid INTEGER NOT NULL, pid_start TEXT NOT NULL, PRIMARY KEY (model, id));
@@ -314,6 +318,93 @@ class SqliteRegistry(Registry):
                 raise self._unavailable(exc) from None
         return lifecycle._replace(revision=new_rev)
 
+    def _rollout_of(self, name: str, row: tuple | None) -> Rollout:
+        """The Rollout of a ``rollouts`` row, checked (anyone who can write the file can write it)."""
+        if row is None:
+            return Rollout(name, None, NO_REVISION)
+        doc, revision = row
+        where = f"row {name!r} of table rollouts in {self.path}"
+        hint = f"fix or delete that row, e.g. with: sqlite3 {self.path} \"DELETE FROM rollouts WHERE model = '{name}'\""
+        checked = parse_rollout(doc, name, where, hint=hint)
+        if not isinstance(revision, int) or isinstance(revision, bool) or revision < 0:
+            from mdl.errors import IntegrityError
+
+            raise IntegrityError(
+                f"the rollout document of {name!r} ({where}) has an invalid revision {revision!r}", hint=hint
+            )
+        return Rollout(name, checked, revision)
+
+    def _read_rows(self, name: str) -> tuple[tuple | None, tuple | None]:
+        """The pointer and rollout rows of ``name``, read in one transaction (a consistent pair)."""
+        with self._lock:
+            c = self._conn
+            try:
+                c.execute("BEGIN")
+                try:
+                    pointer = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
+                    rollout = c.execute("SELECT doc, revision FROM rollouts WHERE model = ?", (name,)).fetchone()
+                finally:
+                    _rollback(c)  # read only: nothing to commit
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+        return pointer, rollout
+
+    def rollout(self, name: str) -> Rollout:
+        validate_name(name)
+        rows = self._query("SELECT doc, revision FROM rollouts WHERE model = ?", (name,))
+        return self._rollout_of(name, rows[0] if rows else None)
+
+    def get_with_rollout(self, name: str) -> Pointer:
+        validate_name(name)
+        pointer_row, rollout_row = self._read_rows(name)
+        aliases, revision = self._pointer_of(name, pointer_row)
+        return Pointer(name, aliases, revision, self._rollout_of(name, rollout_row))
+
+    def set_rollout(
+        self, name: str, doc: dict[str, Any], expected_revision: int, entry: dict[str, str | None] | None
+    ) -> Rollout:
+        validate_name(name)
+        checked, record = rollout_to_write(name, doc, entry)
+        with self._lock:
+            c = self._conn
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    row = c.execute("SELECT doc, revision FROM rollouts WHERE model = ?", (name,)).fetchone()
+                    # only the revision matters: a document mdl cannot read may be replaced by a good one
+                    revision = row[1] if row else NO_REVISION
+                    if revision != expected_revision or (row is not None and type(revision) is not int):
+                        raise CasConflict(f"the rollout of {name!r} changed concurrently")
+                    new_rev = expected_revision + 1  # NO_REVISION (-1) -> 0, as a new pointer
+                    c.execute(
+                        "INSERT INTO rollouts (model, doc, revision) VALUES (?, ?, ?) "
+                        "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
+                        (name, json.dumps(checked, sort_keys=True), new_rev),
+                    )
+                    if record is not None:
+                        c.execute(
+                            "INSERT INTO history (model, alias, from_version, to_version, who, at, action, version,"
+                            " rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                            (
+                                name,
+                                record["alias"],
+                                record["from"],
+                                record["to"],
+                                record["who"],
+                                now_iso(),
+                                record["action"],
+                                record["version"],
+                                record["rule"],
+                            ),
+                        )
+                    c.execute("COMMIT")
+                except BaseException:
+                    _rollback(c)
+                    raise
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+        return Rollout(name, checked, new_rev)
+
     def history(self, name: str) -> list[HistoryEntry]:
         validate_name(name)
         rows = self._query(
@@ -346,28 +437,49 @@ class SqliteRegistry(Registry):
             raise self._unavailable(exc) from None
 
         def loop() -> None:
-            seen: Any = None
+            seen: Any = None  # (pointer revision, rollout revision) at the last good read
             bad: str | None = None  # the last unreadable pointer's error (logged once)
+            bad_rollout: str | None = None  # likewise for the rollout document
+            good: Rollout | None = None  # the last readable rollout: served while the stored one is not
+            delivered: Any = None  # (pointer revision, revision of the rollout delivered with it)
             retry_at = 0.0
             try:
                 while not w.stopped:
                     try:
-                        row = conn.execute("SELECT revision FROM pointers WHERE model = ?", (name,)).fetchone()
+                        row = conn.execute(
+                            "SELECT (SELECT revision FROM pointers WHERE model = ?),"
+                            " (SELECT revision FROM rollouts WHERE model = ?)",
+                            (name, name),
+                        ).fetchone()
                     except sqlite3.Error:
                         row, seen = None, None  # re-read next round; what is served stays as is
                     else:
-                        revision = row[0] if row else NO_REVISION
-                        if revision != seen or (bad is not None and time.monotonic() >= retry_at):
-                            seen = revision
+                        revisions = (
+                            NO_REVISION if row[0] is None else row[0],
+                            NO_REVISION if row[1] is None else row[1],
+                        )
+                        if revisions != seen or (bad is not None and time.monotonic() >= retry_at):
+                            seen = revisions
                             try:
-                                pointer = self.get(name)
+                                pointer_row, rollout_row = self._read_rows(name)
+                                aliases, revision = self._pointer_of(name, pointer_row)
                             except MdlError as exc:  # unreadable or locked: keep what is served, look again
                                 if exc.message != bad:
                                     log.warning("%s", exc.message)
                                 bad, retry_at = exc.message, time.monotonic() + 1.0
                             else:
                                 bad = None
-                                deliver(callback, pointer)
+                                try:
+                                    good, bad_rollout = self._rollout_of(name, rollout_row), None
+                                except Exception as exc:  # fail static: the last good rollout stays
+                                    message = exc.message if isinstance(exc, MdlError) else repr(exc)
+                                    if message != bad_rollout:
+                                        log.warning("%s", message)
+                                    bad_rollout = message
+                                key = (revision, None if good is None else good.revision)
+                                if key != delivered and not w.stopped:
+                                    delivered = key
+                                    deliver(callback, Pointer(name, aliases, revision, good))
                     w.wait_stopped(POLL_SECONDS)
             except Exception:  # never a traceback from the watch thread
                 log.exception("watching the pointer of %r in %s failed", name, self.path)

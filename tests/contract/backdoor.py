@@ -133,3 +133,8 @@ def add_model_named(reg: Any, name: str) -> None:
 def write_lifecycle(reg: Any, name: str, raw: Any) -> None:
     """Overwrite the stored lifecycle document (pins, tombstones) of ``name``, as a hostile writer would."""
     _write_document(reg, "lifecycle", reg.paths.lifecycle if not _is_sqlite(reg) else None, name, raw)
+
+
+def write_rollout(reg: Any, name: str, raw: Any) -> None:
+    """Overwrite the stored rollout document of ``name``, as a hostile writer would."""
+    _write_document(reg, "rollouts", reg.paths.rollout if not _is_sqlite(reg) else None, name, raw)

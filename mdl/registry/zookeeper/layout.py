@@ -21,6 +21,9 @@ class ZkPaths(NamedTuple):
     def lifecycle(self, name: str) -> str:
         return f"{self.chroot}/models/{name}/lifecycle"
 
+    def rollout(self, name: str) -> str:
+        return f"{self.chroot}/models/{name}/rollout"
+
     def history(self, name: str) -> str:
         return f"{self.chroot}/models/{name}/history"
 

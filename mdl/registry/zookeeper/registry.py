@@ -22,6 +22,7 @@ from mdl.registry.base import (
     Replica,
     ReplicaHandle,
     ReplicasCallback,
+    Rollout,
     Watch,
     parse_history_entry,
 )
@@ -31,6 +32,7 @@ from mdl.registry.zookeeper.lifecycle import read_lifecycle, write_lifecycle
 from mdl.registry.zookeeper.pointer import move_pointer, read_pointer
 from mdl.registry.zookeeper.replica_watch import ReplicaWatch
 from mdl.registry.zookeeper.replicas import ReplicaKeeper
+from mdl.registry.zookeeper.rollout import read_rollout, write_rollout
 from mdl.registry.zookeeper.session import ZkSession
 from mdl.registry.zookeeper.slots import DownloadSlots
 from mdl.registry.zookeeper.watch import PointerWatch, Watches
@@ -121,6 +123,30 @@ class ZooKeeperRegistry(Registry):
         what = f"changing the pins and deletions of {name!r}"
         with self.session.errors(what, denied=f"the lifecycle of {name!r} is protected by a ZooKeeper ACL"):
             return write_lifecycle(self.session, lifecycle, expected_revision, pointer_revision, entry, what)
+
+    def rollout(self, name: str) -> Rollout:
+        validate_name(name)
+        what = f"reading the rollout of {name!r}"
+        with self.session.errors(what, denied=f"reading the rollout of {name!r} is not allowed by its ZooKeeper ACL"):
+            return read_rollout(self.session, name, self.session.deadline(), what)
+
+    def set_rollout(
+        self, name: str, doc: dict[str, Any], expected_revision: int, entry: dict[str, str | None] | None
+    ) -> Rollout:
+        validate_name(name)
+        what = f"changing the rollout of {name!r}"
+        with self.session.errors(what, denied=f"the rollout of {name!r} is protected by a ZooKeeper ACL"):
+            return write_rollout(self.session, name, doc, expected_revision, entry, what)
+
+    def get_with_rollout(self, name: str) -> Pointer:
+        """Two reads: the pointer (after a sync), then the rollout (the sync covers it)."""
+        validate_name(name)
+        what = f"reading the pointer and rollout of {name!r}"
+        session = self.session
+        with session.errors(what, denied=f"reading the pointer of {name!r} is not allowed by its ZooKeeper ACL"):
+            deadline = session.deadline()
+            pointer = read_pointer(session, name, deadline, what)[0]
+            return pointer._replace(rollout=read_rollout(session, name, deadline, what, sync=False))
 
     def history(self, name: str) -> list[HistoryEntry]:
         validate_name(name)

@@ -10,8 +10,9 @@ from collections.abc import Callable
 from typing import Any, Generic, Protocol, TypeVar
 
 from mdl.errors import MdlError, Unavailable
-from mdl.registry.base import PointerCallback, Watch, deliver
+from mdl.registry.base import PointerCallback, Rollout, Watch, deliver
 from mdl.registry.zookeeper.pointer import read_pointer
+from mdl.registry.zookeeper.rollout import parse_rollout_node, read_rollout_raw
 from mdl.registry.zookeeper.session import Stopped, ZkSession
 from mdl.retry import Backoff
 
@@ -72,7 +73,9 @@ class Watches(Generic[W]):
 
 
 class PointerWatch(Watch):
-    """Events (ZooKeeper watch fired, reconnected) are tokens on a queue; one thread re-reads."""
+    """Events (ZooKeeper watch fired, reconnected) are tokens on a queue; one thread re-reads the
+    pointer and then the rollout node, a watch armed on each: a change of either is delivered. A
+    rollout node that cannot be read delivers the pointer with the last good rollout (fail static)."""
 
     def __init__(
         self, session: ZkSession, name: str, callback: PointerCallback, on_stop: Callable[[PointerWatch], None]
@@ -102,7 +105,10 @@ class PointerWatch(Watch):
         self._on_stop(self)
 
     def _run(self) -> None:
-        last: tuple[int, int | None] | None = None
+        last: tuple | None = None  # (pointer revision, mzxid, key of the rollout) last delivered
+        good: Rollout | None = None  # the last readable rollout, and its (version, mzxid)
+        good_key: tuple[int, int] | None = None
+        bad_rollout: str | None = None  # the last unreadable rollout's error (logged once)
         dirty, failures = True, 0
         # A read after our own watch fired sees at least that change (a session's view never goes
         # back), so only the first read and those after a reconnect or an error need a sync.
@@ -134,6 +140,16 @@ class PointerWatch(Watch):
                         cancel=self._stopped,
                         sync=not synced,
                     )
+                    # after the pointer's read (synced now): the rollout is at least as new as the pointer
+                    got = read_rollout_raw(
+                        session,
+                        self._name,
+                        session.deadline(),
+                        what,
+                        watcher=self.poke,
+                        cancel=self._stopped,
+                        sync=False,
+                    )
                 synced = True
             except Stopped:
                 return
@@ -152,10 +168,18 @@ class PointerWatch(Watch):
                 pause = _FAILED_PAUSE
             else:
                 failures, bad = 0, None
-                key = (pointer.revision, mzxid)
+                try:
+                    good = parse_rollout_node(self._name, session.paths.rollout(self._name), got)
+                    good_key, bad_rollout = (good.revision, got[1].mzxid if got else 0), None
+                except Exception as exc:  # fail static: a hostile writer must not move the replicas
+                    message = exc.message if isinstance(exc, MdlError) else f"{what}: reading the rollout: {exc!r}"
+                    if message != bad_rollout:
+                        log.warning("%s", message)
+                    bad_rollout = message
+                key = (pointer.revision, mzxid, good_key)
                 if key != last and not self.stopped:
                     last = key
-                    deliver(self._callback, pointer)
+                    deliver(self._callback, pointer._replace(rollout=good))
                 continue
             dirty = True
             self._stopped.wait(pause)
