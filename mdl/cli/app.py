@@ -36,6 +36,7 @@ COMMANDS = {
     "clean": "clean",
     "show": "show",
     "alias": "alias",
+    "rollout": "rollout",
     "config": "config_cmd",
     "completion": "completion_cmd",
     "dev-cluster": "dev_cluster",

@@ -102,6 +102,12 @@ EXAMPLES: dict[str, list[str]] = {
         "mdl config                       # every setting, its value and where it came from",
         "mdl --context prod config -o json",
     ],
+    "rollout": [
+        "mdl rollout start lr V2 --steps 10,50,100 --interval 5m --max-error-rate 1% --max-p99 50ms",
+        "mdl rollout status lr",
+        "mdl rollout abort lr --reason 'p99 regression'",
+        "mdl rollout resume lr                    # continue it from any machine",
+    ],
     "alias": [
         "mdl alias rm lr canary           # remove an alias (refused while replicas follow it)",
         "mdl alias rm lr canary --force",

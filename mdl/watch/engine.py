@@ -22,12 +22,13 @@ from typing import Any
 
 from mdl.blobcache import BlobCache
 from mdl.client import Client
-from mdl.errors import HookFailed, MdlError, NotFound
+from mdl.errors import HookFailed, IntegrityError, MdlError, NotFound
 from mdl.host import hostname, now_iso
 from mdl.manifest import Manifest
 from mdl.names import validate_alias, validate_name, validate_version
 from mdl.registry.base import Pointer, Watch
 from mdl.retry import Backoff, spread
+from mdl.rollout.state import desired_version
 from mdl.versiondir import VersionDir
 from mdl.watch.hooks import ExecFailed, notify
 from mdl.watch.options import Emit, WatchOptions
@@ -81,6 +82,7 @@ class Watcher:
         self._has_aliases = False  # whether the last pointer read named any alias (then the model exists)
         self._watch: Watch | None = None
         self._delivered: Pointer | None = None
+        self._rollout: dict[str, Any] | None = None  # the model's rollout document, as last read good
         self._fresh_until = 0.0  # until then the subscription's last delivery stands for the pointer
         self._verified_current = False
         self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
@@ -251,10 +253,24 @@ class Watcher:
         if pointer is None:
             if self._watch is not None and self._watch.live and time.monotonic() < self._fresh_until:
                 return self.desired  # a heartbeat or a retry: every change would have been delivered
-            pointer = self.client.pointer(self.name)
+            pointer = self._read_pointer()
         self._fresh_until = time.monotonic() + self.opts.resync
         self._has_aliases = bool(pointer.aliases)
-        return pointer.aliases.get(self.opts.alias)
+        # a staged rollout of the alias: the candidate if this replica is assigned to it (mdl.rollout)
+        if pointer.rollout is not None:
+            self._rollout = pointer.rollout.doc
+        return desired_version(self._rollout, self.opts.alias, self.replica_id, pointer.aliases.get(self.opts.alias))
+
+    def _read_pointer(self) -> Pointer:
+        """The pointer and the model's rollout; a rollout document that cannot be read leaves the last
+        good one in force (fail static, as the watch does): a hostile writer cannot move replicas."""
+        try:
+            return self.client.pointer(self.name, with_rollout=True)
+        except IntegrityError as exc:
+            if "rollout" not in exc.message:
+                raise
+            log.warning("%s (the last good rollout document stays in force)", exc.message)
+            return self.client.pointer(self.name)
 
     def _reconcile(self) -> None:
         with self._lock:

@@ -315,8 +315,9 @@ def test_heartbeats_trust_a_live_subscription(lr, make_client, tmp_path, watcher
     w.start()
     until(lambda: current(d) == "v1" and w.state == "ready")
     reads: list[str] = []
-    get = c.registry.get
+    get, get_with_rollout = c.registry.get, c.registry.get_with_rollout
     c.registry.get = lambda name: (reads.append(name), get(name))[1]
+    c.registry.get_with_rollout = lambda name: (reads.append(name), get_with_rollout(name))[1]
     time.sleep(0.5)  # about 10 heartbeats
     assert reads == []  # every change is delivered: no pointer read per heartbeat
     lr.promote("lr", "v2")
