@@ -147,6 +147,8 @@ def _facts(client: Client, name: str, versions: list[str] | None, window: int) -
     pointer, lc = client.pointer(name), client.registry.lifecycle(name)
     windows = rollback_windows(client.registry.history(name), pointer.aliases, window)
     replicas = Fleet(client).replicas(name)
+    named = dict(pointer.aliases)  # what names a version: the aliases, and an active rollout's two versions
+    named.update(_rollout_names(client, name))
     out = []
     for v in stored:
         m = manifests.get(v)
@@ -155,7 +157,7 @@ def _facts(client: Client, name: str, versions: list[str] | None, window: int) -
                 version=v,
                 created=m.created if m is not None else "",
                 bytes=m.bytes if m is not None else 0,
-                aliases=tuple(sorted(a for a, target in pointer.aliases.items() if target == v)),
+                aliases=tuple(sorted(a for a, target in named.items() if target == v)),
                 pinned=v in lc.pins,
                 window=windows.get(v, ()),
                 in_use=tuple(sorted(r.id for r in replicas if v in (r.loaded, r.desired))),
@@ -163,6 +165,25 @@ def _facts(client: Client, name: str, versions: list[str] | None, window: int) -
             )
         )
     return out, pointer.revision
+
+
+def _rollout_names(client: Client, name: str) -> dict[str, str]:
+    """The versions an active staged rollout names, as pseudo-aliases (``rollout of latest``,
+    ``rollout of latest (stable)``): kept like aliased versions. A rollout document that cannot be
+    read protects nothing extra (its replicas keep the versions they hold, which ``in_use`` keeps)."""
+    from mdl.errors import IntegrityError
+    from mdl.rollout.state import RolloutState
+
+    try:
+        doc = client.rollout(name).doc
+    except IntegrityError:
+        return {}
+    if doc is None:
+        return {}
+    state = RolloutState.from_doc(doc)
+    if not state.active:
+        return {}
+    return {f"rollout of {state.alias}": state.candidate, f"rollout of {state.alias} (stable)": state.stable}
 
 
 # -- deleting ------------------------------------------------------------------------------------

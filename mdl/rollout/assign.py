@@ -27,14 +27,18 @@ def line(rollout_id: str, replica_id: str) -> bytes:
     return hashlib.sha256(f"{rollout_id}\0{replica_id}".encode()).digest()
 
 
-def assign(rollout_id: str, assigned: Iterable[str], live: Sequence[str], weight: int) -> list[str]:
+def assign(
+    rollout_id: str, assigned: Iterable[str], live: Sequence[str], weight: int, fresh: Iterable[str] = ()
+) -> list[str]:
     """The replicas on the candidate after a change: the live ones of ``assigned`` kept, then topped up
-    from the unassigned live ones in line, or trimmed from the back of the line, to exactly
-    ``target(weight, len(live))``. Sorted. Replicas that are gone leave the list."""
+    from the unassigned live ones — those that hold no version yet (``fresh``: a newcomer starts on the
+    candidate rather than another replica switching) first, each group in line — or trimmed from the
+    back of the line, to exactly ``target(weight, len(live))``. Sorted. Replicas that are gone leave."""
     alive = set(live)
     keep = sorted({r for r in assigned if r in alive}, key=lambda r: line(rollout_id, r))
     want = target(weight, len(alive))
     if len(keep) > want:
         return sorted(keep[:want])
-    waiting = sorted(alive.difference(keep), key=lambda r: line(rollout_id, r))
+    new = set(fresh)
+    waiting = sorted(alive.difference(keep), key=lambda r: (r not in new, line(rollout_id, r)))
     return sorted(keep + waiting[: want - len(keep)])

@@ -17,7 +17,6 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
 
 from mdl.errors import CasConflict, Conflict, HookFailed, InvalidInput, MdlError, NotFound, RolloutFailed
@@ -27,7 +26,7 @@ from mdl.names import validate_alias, validate_version
 from mdl.registry.base import NO_REVISION
 from mdl.rollout.assign import assign
 from mdl.rollout.gates import Snapshot, Thresholds, judge, snapshot, window
-from mdl.rollout.state import ABORTED, PAUSED, RUNNING, SUCCEEDED, RolloutState
+from mdl.rollout.state import ABORTED, DRIVER_BEAT, PAUSED, RUNNING, SUCCEEDED, RolloutState, age
 
 if TYPE_CHECKING:
     from mdl.client import Client
@@ -115,10 +114,13 @@ class RolloutDriver:
             raise NotFound(f"{self.name} has no rollout", hint=f"start one with: mdl rollout start {self.name} VERSION")
         return state
 
-    def _write(self, state: RolloutState, revision: int, action: str, note: str | None = None) -> int:
-        """Compare-and-set the document; the new revision. CasConflict if it moved meanwhile."""
+    def _write(
+        self, state: RolloutState, revision: int, action: str, note: str | None = None, history: bool = True
+    ) -> int:
+        """Compare-and-set the document (with a history entry unless ``history`` is False: the driver's
+        heartbeat); the new revision. CasConflict if it moved meanwhile."""
         state = state.but(updated=now_iso())
-        entry = {"who": self.who, "action": action, "version": state.candidate, "rule": note}
+        entry = {"who": self.who, "action": action, "version": state.candidate, "rule": note} if history else None
         return self.client.set_rollout(self.name, state.to_doc(), revision, entry).revision
 
     def _event(self, event: str, state: RolloutState | None = None, **data: Any) -> None:
@@ -147,6 +149,10 @@ class RolloutDriver:
         validate_alias(alias)
         opts.check()
         self.client.manifest(self.name, candidate)  # it exists and its manifest checks out (else exit 3 or 8)
+        if candidate in self.client.registry.lifecycle(self.name).tombstones:
+            raise NotFound(
+                f"version {self.name}/{candidate} is being deleted", hint=f"see the versions with: mdl list {self.name}"
+            )
         stable = self.client.pointer(self.name).aliases.get(alias)
         if stable is None:
             raise NotFound(
@@ -293,7 +299,8 @@ class RolloutDriver:
         if self._window is None:  # the window opens: the servers' counters now
             # with metric gates the window is measured from now (a resumed driver has no earlier counters);
             # without, a resumed step keeps the time it already ran
-            ran = 0.0 if opts.thresholds.any else _age(state.step_started)
+            ran = 0.0 if opts.thresholds.any else age(state.step_started)
+            ran = ran if ran != float("inf") else 0.0  # (a time it cannot read: the window starts now)
             self._window = (time.monotonic() - ran, snapshot(_servers(followers), self.name))
         if time.monotonic() - self._window[0] < opts.interval:
             return False
@@ -320,11 +327,18 @@ class RolloutDriver:
         return assign(state.id, state.assigned, [r.id for r in self._followers(state.alias)], state.weight)
 
     def _rebalance(self, state: RolloutState, revision: int) -> tuple[RolloutState, bool]:
-        """Keep exactly the step's share of the live followers on the candidate (sticky); whether it wrote."""
-        assigned = tuple(self._assignment(state))
-        if assigned == state.assigned:
+        """Keep exactly the step's share of the live followers on the candidate (sticky), and the count
+        of followers and ``driven_at`` current (joiners read them: see ``awaits_placement``); whether it wrote."""
+        followers = self._followers(state.alias)
+        live = [r.id for r in followers]
+        fresh = [r.id for r in followers if r.loaded is None]
+        assigned = tuple(assign(state.id, state.assigned, live, state.weight, fresh))
+        if assigned == state.assigned and len(live) == state.followers and age(state.driven_at) < DRIVER_BEAT:
             return state, False
-        new = state.but(assigned=assigned)
+        new = state.but(assigned=assigned, followers=len(live), driven_at=now_iso())
+        if assigned == state.assigned:
+            self._write(new, revision, "rollout-beat", None, history=False)
+            return new, True
         self._write(new, revision, "rollout-assign", f"{len(assigned)} on {state.candidate}")
         self._event("assigned", new)
         return new, True
@@ -406,15 +420,6 @@ def _servers(followers: list[ReplicaRecord]) -> list[str]:
 
 def _step_note(state: RolloutState) -> str:
     return f"step {state.step + 1} of {len(state.steps)}: {state.weight}%"
-
-
-def _age(iso: str) -> float:
-    """Seconds since ``iso`` (a time this module wrote; 0 if it cannot be read)."""
-    try:
-        then = datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    except ValueError:
-        return 0.0
-    return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
 
 
 def _safe_id(text: str) -> str:

@@ -28,7 +28,7 @@ from mdl.manifest import Manifest
 from mdl.names import validate_alias, validate_name, validate_version
 from mdl.registry.base import Pointer, Watch
 from mdl.retry import Backoff, spread
-from mdl.rollout.state import desired_version
+from mdl.rollout.state import JOIN_WAIT, awaits_placement, desired_version
 from mdl.versiondir import VersionDir
 from mdl.watch.hooks import ExecFailed, notify
 from mdl.watch.options import Emit, WatchOptions
@@ -83,6 +83,7 @@ class Watcher:
         self._watch: Watch | None = None
         self._delivered: Pointer | None = None
         self._rollout: dict[str, Any] | None = None  # the model's rollout document, as last read good
+        self._placed = False  # whether it already waited for a rollout's driver to place it (once, cold)
         self._fresh_until = 0.0  # until then the subscription's last delivery stands for the pointer
         self._verified_current = False
         self._verified: set[tuple[str, str]] = set()  # (version, digest) this process checked
@@ -276,6 +277,17 @@ class Watcher:
         with self._lock:
             try:
                 desired = self._desired()
+                if (
+                    not self.ready
+                    and not self._placed
+                    and awaits_placement(self._rollout, self.opts.alias, self.replica_id)
+                ):
+                    # starting cold into a running rollout that may put this replica on the candidate: give
+                    # the driver a moment to place it (a delivery wakes us) rather than load stable and switch
+                    self._placed = True
+                    self._wake.wait(JOIN_WAIT)
+                    self._wake.clear()
+                    desired = self._desired()
             except MdlError as exc:
                 self._registry_failed(exc)
                 return

@@ -130,8 +130,8 @@ def test_joins_and_leaves_keep_the_share_within_one_and_assignments_stick(lr, fl
         fleet.stop(leaving)  # a leave on the stable side
         until(lambda: registered(lr, 5) and share_ok())
         assert first <= set(driver.current().assigned)
-        until(lambda: sorted(v for v in fleet.versions().values()) == ["v1", "v1", "v2", "v2", "v2"]
-              or sorted(v for v in fleet.versions().values()) == ["v1", "v1", "v1", "v2", "v2"])
+        until(lambda: sorted(str(v) for v in fleet.versions().values()) in (["v1", "v1", "v2", "v2", "v2"],
+                                                                            ["v1", "v1", "v1", "v2", "v2"]))
         for rid, w in fleet.watchers.items():  # each on the side its assignment says
             want = "v2" if rid in driver.current().assigned else "v1"
             until(lambda w=w, want=want: current(w.dir.root) == want)
@@ -153,7 +153,7 @@ def test_the_driver_dies_and_resume_continues_from_another_machine(lr, fleet, ma
     t.join(20)
     held = first.current()
     assert (held.state, held.step, len(held.assigned)) == ("running", 0, 1)
-    until(lambda: sorted(fleet.versions().values()) == ["v1", "v1", "v2"])
+    until(lambda: sorted(str(v) for v in fleet.versions().values()) == ["v1", "v1", "v2"])
     second = RolloutDriver(make_client(), "lr")
     assert second.resume().state == "running"
     assert second.run().state == "succeeded"
@@ -178,3 +178,43 @@ def test_pause_abort_promote_by_hand_and_one_rollout_at_a_time(lr, fleet, make_c
     driver.start("v1", "latest", RolloutOptions(steps=(50, 100), interval=3600))  # a finished one is replaced
     assert driver.abort("changed my mind").assigned == ()
     assert lr.pointer("lr").aliases["latest"] == "v2"
+
+
+def test_a_replica_that_joins_mid_rollout_starts_on_the_side_it_is_placed(lr, fleet, make_client):
+    fleet.start(3)
+    until(lambda: registered(lr, 3) and fleet.all_on("v1"))
+    driver = RolloutDriver(make_client(), "lr")
+    driver.start("v2", "latest", RolloutOptions(steps=(75, 100), interval=3600))  # 2 of 3, then 3 of 4
+    stop, out = threading.Event(), []
+    t = drive(driver, stop, out)
+    try:
+        until(lambda: driver.current().step_started != "")
+        events: list[dict] = []
+        joiner = Watcher(make_client(), "lr", fleet.root / "joiner", emit=events.append)
+        joiner.start()
+        fleet.watchers[joiner.replica_id] = joiner
+        until(lambda: registered(lr, 4) and len(driver.current().assigned) == target(75, 4))
+        until(lambda: [e["version"] for e in events if e["event"] == "swapped"] != [])
+        swapped = [e["version"] for e in events if e["event"] == "swapped"]
+        want = "v2" if joiner.replica_id in driver.current().assigned else "v1"
+        assert swapped == [want]  # straight onto its side: no stable first, then a switch
+        assert joiner.replica_id in driver.current().assigned  # 3 -> 4 followers opened a seat: the newcomer's
+    finally:
+        stop.set()
+        t.join(20)
+
+
+def test_gc_and_rm_keep_the_versions_an_active_rollout_names(lr, fleet, make_client, tmp_path):
+    from mdl.retention import Rules
+
+    lr.push("lr", make_model(tmp_path / "s3", b"model 3"), version="v3")
+    driver = RolloutDriver(make_client(), "lr")
+    driver.start("v3", "latest", RolloutOptions(steps=(50, 100), interval=3600))
+    with pytest.raises(Conflict, match="rollout of latest"):
+        lr.rm("lr", ["v3"], force=True)
+    rules = Rules(keep_last=0, grace=0, rollback_window=0)
+    plan = lr.gc("lr", rules=rules).plan
+    kept = {d.version: d.reasons for d in plan.decisions if not d.delete}
+    assert "v3" in kept and any("rollout of latest" in r for r in kept["v3"])
+    driver.abort("done looking")
+    assert "v3" in {d.version for d in lr.gc("lr", rules=rules).plan.decisions if d.delete}
