@@ -100,9 +100,11 @@ def awaits_placement(rollout_doc: dict[str, Any] | None, alias: str, replica_id:
 def age(iso: str) -> float:
     """Seconds since ``iso`` (a time mdl wrote; infinite if it cannot be read)."""
     try:
-        then = datetime.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S").replace(tzinfo=timezone.utc)
-    except ValueError:
+        then = datetime.fromisoformat(iso.replace("Z", "+00:00"))  # now_iso(): microseconds, Z
+    except (ValueError, TypeError):
         return float("inf")
+    if then.tzinfo is None:
+        then = then.replace(tzinfo=timezone.utc)
     return max(0.0, (datetime.now(timezone.utc) - then).total_seconds())
 
 
