@@ -215,39 +215,64 @@ def promote(ctx: typer.Context, name: NameArg, output: OutputOpt = None, as_json
 
 @rollout_app.command("status")
 @command
-def status(ctx: typer.Context, name: NameArg, output: OutputOpt = None, as_json: JsonOpt = False) -> None:
-    """Where the model's rollout stands: steps, weight, replicas per version."""
-    from mdl.fleet import Fleet
-    from mdl.rollout.driver import RolloutDriver
+def status(
+    ctx: typer.Context,
+    name: NameArg,
+    watch: Annotated[
+        bool, typer.Option("--watch", "-w", help="Say it again after every change until the rollout ends.")
+    ] = False,
+    output: OutputOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Where the model's rollout stands: steps, weight, replicas per version.
+
+    With -w it follows the rollout until it ends: exit 0 if it succeeded, 1 if it was aborted.
+    """
+    from mdl.rollout.status import follow
+    from mdl.rollout.status import status as read
 
     fmt = output_format(ctx, output, as_json)
     client = state(ctx).client
-    current = RolloutDriver(client, name).current()
-    followers = [r for r in Fleet(client).replicas(name) if r.follows(current.alias)]
-    counts: dict[str, int] = {}
-    for r in followers:
-        counts[r.loaded or "-"] = counts.get(r.loaded or "-", 0) + 1
-    doc: dict[str, Any] = {
-        "name": name,
-        **{k: v for k, v in current.to_doc().items() if k != "options"},
-        "weight": current.weight,
-        "followers": len(followers),
-        "counts": counts,
-    }
-    if fmt == "json":
-        emit_json(doc)
-        return
+    docs = follow(client, name) if watch else iter([read(client, name)])
+    last: dict[str, Any] = {}
+    for doc in docs:
+        if fmt == "json":
+            typer.echo(_one_line_json(doc)) if watch else emit_json(doc)
+        else:  # the whole picture first, then a line per change (as kubectl rollout status does)
+            typer.echo(_summary(doc) if last else _describe(doc))
+        last = doc
+    if watch and last.get("state") == "aborted":
+        from mdl.errors import RolloutFailed
+
+        raise RolloutFailed(f"the rollout of {name} was aborted: {last.get('reason')}")
+
+
+def _one_line_json(doc: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(doc, sort_keys=True)
+
+
+def _summary(doc: dict[str, Any]) -> str:
+    counts = ", ".join(f"{v}: {n}" for v, n in doc["counts"].items()) or "none"
+    return (
+        f"{doc['state']}: step {doc['step'] + 1} of {len(doc['steps'])} ({doc['weight']}%), "
+        f"{len(doc['assigned'])} of {doc['followers']} on {doc['candidate']}; loaded: {counts}"
+        + (f" ({doc['reason']})" if doc.get("reason") else "")
+    )
+
+
+def _describe(doc: dict[str, Any]) -> str:
+    """The human form of a status document."""
+    counts = ", ".join(f"{v}: {n}" for v, n in doc["counts"].items()) or "none"
+    steps = ",".join(map(str, doc["steps"]))
     lines = [
-        f"rollout {current.id} of {name}:{current.alias}: {current.stable} -> {current.candidate}",
-        f"state:   {current.state}" + (f" ({current.reason})" if current.reason else ""),
-        f"step:    {current.step + 1} of {len(current.steps)} ({current.weight}%; steps "
-        + ",".join(map(str, current.steps))
-        + ")",
-        f"replicas: {len(current.assigned)} of {len(followers)} assigned to the candidate; loaded: "
-        + (", ".join(f"{v}: {n}" for v, n in counts.items()) or "none"),
+        f"rollout {doc['id']} of {doc['name']}:{doc['alias']}: {doc['stable']} -> {doc['candidate']}",
+        f"state:    {doc['state']}" + (f" ({doc['reason']})" if doc.get("reason") else ""),
+        f"step:     {doc['step'] + 1} of {len(doc['steps'])} ({doc['weight']}%; steps {steps})",
+        f"replicas: {len(doc['assigned'])} of {doc['followers']} on the candidate; loaded: {counts}",
     ]
-    for line in lines:
-        typer.echo(line)
+    return "\n".join(lines)
 
 
 def _drive(driver: Any) -> None:
