@@ -15,6 +15,9 @@ if the URL has no path). Layout under the chroot::
                                                  {version: {who, at[, rule]}}, "op"}: pinned versions
                                                  and versions being deleted (mdl.lifecycle); its znode
                                                  version is Lifecycle.revision
+    <chroot>/models/<name>/rollout               JSON: the model's staged rollout (mdl.rollout: alias,
+                                                 stable, candidate, steps, step, state, assigned, ...;
+                                                 "op" as above); its znode version is Rollout.revision
     <chroot>/models/<name>/replicas/<id>         EPHEMERAL, the replica's JSON data
     <chroot>/models/<name>/slots/s-<holder>-0000000007
                                                  EPHEMERAL_SEQUENTIAL download-slot queue: a holder
