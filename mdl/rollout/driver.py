@@ -23,7 +23,7 @@ from mdl.errors import CasConflict, Conflict, HookFailed, InvalidInput, MdlError
 from mdl.fleet import ReplicaRecord
 from mdl.host import now_iso
 from mdl.names import validate_alias, validate_version
-from mdl.registry.base import NO_REVISION
+from mdl.registry.base import NO_REVISION, Replica
 from mdl.rollout.assign import assign
 from mdl.rollout.gates import Snapshot, Thresholds, judge, snapshot, window
 from mdl.rollout.state import ABORTED, DRIVER_BEAT, PAUSED, RUNNING, SUCCEEDED, RolloutState, age
@@ -101,6 +101,7 @@ class RolloutDriver:
         self._waiting_since = 0.0  # since when its replicas are awaited
         self._window: tuple[float, Snapshot] | None = None  # when its window opened, the counters then
         self._failures = 0  # its failed gate checks
+        self._replicas: list[Replica] | None = None  # the replica watch's latest delivery while driving
 
     # -- the document -------------------------------------------------------------------------------
 
@@ -242,7 +243,7 @@ class RolloutDriver:
         """Drive the rollout until it succeeds (returns it), is aborted (RolloutFailed, exit 1) or paused
         (returns it), or ``stop`` is set (returns where it stands: it stays there)."""
         stop = stop or threading.Event()
-        watch = self.client.watch_replicas(self.name, lambda _: self._changed.set())
+        watch = self.client.watch_replicas(self.name, self._on_replicas)
         try:
             while not stop.is_set():
                 state, revision = self.read()
@@ -267,6 +268,7 @@ class RolloutDriver:
             return state
         finally:
             watch.stop()
+            self._replicas = None
 
     def _tick(self, state: RolloutState, revision: int) -> bool:
         """One look at a running rollout: keep its assignment exact, then wait for the step's replicas,
@@ -276,10 +278,10 @@ class RolloutDriver:
             self._step, self._waiting_since, self._window = key, time.monotonic(), None
             self._failures = 0
         opts = RolloutOptions.from_state(state)
-        state, moved = self._rebalance(state, revision)
+        followers = self._followers(state.alias)
+        state, moved = self._rebalance(state, revision, followers)
         if moved:
             return True
-        followers = self._followers(state.alias)
         failed = [r for r in followers if r.id in state.assigned and r.failed_on(state.candidate)]
         if failed:
             why = "; ".join(f"{r.id}: {r.error}" for r in failed)
@@ -319,28 +321,35 @@ class RolloutDriver:
         return True
 
     def _followers(self, alias: str) -> list[ReplicaRecord]:
-        from mdl.fleet import Fleet
+        """The live replicas following ``alias``: as the replica watch last delivered them while driving
+        (no re-read of a 1,000-replica fleet every look), else read now."""
+        replicas = self._replicas
+        if replicas is None:
+            replicas = self.client.replicas(self.name)
+        records = (ReplicaRecord.from_replica(r) for r in replicas)
+        return [r for r in records if r is not None and r.follows(alias)]
 
-        return [r for r in Fleet(self.client).replicas(self.name) if r.follows(alias)]
+    def _on_replicas(self, replicas: list[Replica]) -> None:
+        self._replicas = replicas
+        self._changed.set()
 
     def _assignment(self, state: RolloutState) -> list[str]:
         return assign(state.id, state.assigned, [r.id for r in self._followers(state.alias)], state.weight)
 
-    def _rebalance(self, state: RolloutState, revision: int) -> tuple[RolloutState, bool]:
+    def _rebalance(
+        self, state: RolloutState, revision: int, followers: list[ReplicaRecord]
+    ) -> tuple[RolloutState, bool]:
         """Keep exactly the step's share of the live followers on the candidate (sticky), and the count
         of followers and ``driven_at`` current (joiners read them: see ``awaits_placement``); whether it wrote."""
-        followers = self._followers(state.alias)
         live = [r.id for r in followers]
         fresh = [r.id for r in followers if r.loaded is None]
         assigned = tuple(assign(state.id, state.assigned, live, state.weight, fresh))
         if assigned == state.assigned and len(live) == state.followers and age(state.driven_at) < DRIVER_BEAT:
             return state, False
         new = state.but(assigned=assigned, followers=len(live), driven_at=now_iso())
-        if assigned == state.assigned:
-            self._write(new, revision, "rollout-beat", None, history=False)
-            return new, True
-        self._write(new, revision, "rollout-assign", f"{len(assigned)} on {state.candidate}")
-        self._event("assigned", new)
+        self._write(new, revision, "rollout-assign", None, history=False)  # churn and heartbeats: no entry
+        if assigned != state.assigned:
+            self._event("assigned", new)
         return new, True
 
     def _step_ready(self, state: RolloutState, followers: list[ReplicaRecord]) -> bool:
