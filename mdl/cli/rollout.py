@@ -244,7 +244,10 @@ def status(
     if watch and last.get("state") == "aborted":
         from mdl.errors import RolloutFailed
 
-        raise RolloutFailed(f"the rollout of {name} was aborted: {last.get('reason')}")
+        raise RolloutFailed(
+            f"the rollout of {name} was aborted: {last.get('reason')}",
+            hint=f"every replica is back on {last.get('stable')}; see what happened with: mdl history {name}",
+        )
 
 
 def _one_line_json(doc: dict[str, Any]) -> str:

@@ -90,3 +90,23 @@ def test_a_second_rollout_while_one_runs_is_a_conflict(cli, lr):
     r = cli("rollout", "start", "lr", "v2", "--detach")
     assert r.exit_code == 4
     assert r.stderr.splitlines()[0] == "error: lr has a rollout running (latest: v1 -> v2, step 2 of 3)"
+
+
+def test_status_watch_follows_until_the_end_and_exits_1_if_aborted(cli, lr, make_client):
+    import threading
+
+    from mdl.rollout.driver import RolloutDriver
+
+    lr.set_rollout("lr", DOC, NO_REVISION, None)
+    other = make_client()
+    timer = threading.Timer(1.0, lambda: RolloutDriver(other, "lr").abort("p99 regression"))
+    timer.start()
+    try:
+        r = cli("rollout", "status", "lr", "-w")
+    finally:
+        timer.join()
+    assert r.exit_code == 1
+    assert r.stdout.splitlines()[0] == "rollout r1 of lr:latest: v1 -> v2"
+    assert r.stdout.splitlines()[-1] == (
+        "aborted: step 2 of 3 (50%), 0 of 0 on v2; loaded: none (p99 regression)")
+    assert r.stderr.splitlines()[0] == "error: the rollout of lr was aborted: p99 regression"
