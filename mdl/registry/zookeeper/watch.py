@@ -93,8 +93,15 @@ class PointerWatch(Watch):
         return not self.stopped and self._session.connected
 
     def poke(self, *event: Any) -> None:
-        """Called by kazoo (watch fired, with the event) or after a reconnect: must not block."""
-        self._events.put("fired" if event else "reconnected")
+        """Called by kazoo (watch fired, with the event) or after a reconnect: must not block. A fired
+        rollout watch is told apart: only then (and after a reconnect or an error) is the rollout read
+        again, so a promotion costs each replica one read, not three."""
+        if not event:
+            self._events.put("reconnected")
+        elif getattr(event[0], "path", None) == self._session.paths.rollout(self._name):
+            self._events.put("rollout")
+        else:
+            self._events.put("fired")
 
     def reconnected(self) -> None:
         self.poke()
@@ -110,6 +117,8 @@ class PointerWatch(Watch):
         good_key: tuple[int, int] | None = None
         bad_rollout: str | None = None  # the last unreadable rollout's error (logged once)
         dirty, failures = True, 0
+        need_rollout = True  # read the rollout node again (first, after its watch fired, a reconnect, an error)
+        got: Any = None
         # A read after our own watch fired sees at least that change (a session's view never goes
         # back), so only the first read and those after a reconnect or an error need a sync.
         synced = False
@@ -119,13 +128,15 @@ class PointerWatch(Watch):
         while not self.stopped:
             if not dirty:
                 token = self._events.get()
-                synced = synced and token == "fired"
+                synced = synced and token in ("fired", "rollout")
+                need_rollout = need_rollout or token != "fired"
                 dirty = True
                 continue  # re-check stopped, then read
             try:
                 while True:  # coalesce events already queued
                     token = self._events.get_nowait()
-                    synced = synced and token == "fired"
+                    synced = synced and token in ("fired", "rollout")
+                    need_rollout = need_rollout or token != "fired"
             except queue.Empty:
                 pass
             dirty = False
@@ -140,42 +151,47 @@ class PointerWatch(Watch):
                         cancel=self._stopped,
                         sync=not synced,
                     )
-                    # after the pointer's read (synced now): the rollout is at least as new as the pointer
-                    got = read_rollout_raw(
-                        session,
-                        self._name,
-                        session.deadline(),
-                        what,
-                        watcher=self.poke,
-                        cancel=self._stopped,
-                        sync=False,
-                    )
+                    if need_rollout:  # after the pointer's read (synced now): at least as new as the pointer
+                        got = read_rollout_raw(
+                            session,
+                            self._name,
+                            session.deadline(),
+                            what,
+                            watcher=self.poke,
+                            cancel=self._stopped,
+                            sync=False,
+                        )
                 synced = True
             except Stopped:
                 return
             except Unavailable:
+                need_rollout = True
                 if session.closed:
                     return
                 failures += 1
                 pause = _UNAVAILABLE_BACKOFF.delay(failures)  # retry; also poked on reconnect
             except MdlError as exc:  # e.g. an unreadable pointer: nothing is delivered, what is served stays
+                need_rollout = True
                 if exc.message != bad:
                     log.warning("%s", exc.message)  # once, not every retry
                 bad = exc.message
                 pause = _BAD_POINTER_PAUSE
             except Exception:
+                need_rollout = True
                 log.exception("%s failed", what)
                 pause = _FAILED_PAUSE
             else:
                 failures, bad = 0, None
-                try:
-                    good = parse_rollout_node(self._name, session.paths.rollout(self._name), got)
-                    good_key, bad_rollout = (good.revision, got[1].mzxid if got else 0), None
-                except Exception as exc:  # fail static: a hostile writer must not move the replicas
-                    message = exc.message if isinstance(exc, MdlError) else f"{what}: reading the rollout: {exc!r}"
-                    if message != bad_rollout:
-                        log.warning("%s", message)
-                    bad_rollout = message
+                if need_rollout:
+                    need_rollout = False
+                    try:
+                        good = parse_rollout_node(self._name, session.paths.rollout(self._name), got)
+                        good_key, bad_rollout = (good.revision, got[1].mzxid if got else 0), None
+                    except Exception as exc:  # fail static: a hostile writer must not move the replicas
+                        message = exc.message if isinstance(exc, MdlError) else f"{what}: reading the rollout: {exc!r}"
+                        if message != bad_rollout:
+                            log.warning("%s", message)
+                        bad_rollout = message
                 key = (pointer.revision, mzxid, good_key)
                 if key != last and not self.stopped:
                     last = key
