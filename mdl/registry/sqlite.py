@@ -170,6 +170,23 @@ class SqliteRegistry(Registry):
                     hint="check registry.url and that its directory is writable",
                 ) from None
 
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """One ``BEGIN IMMEDIATE`` transaction on the shared connection: committed if the block ends,
+        rolled back if it raises; an SQLite error is Unavailable (exit 6)."""
+        with self._lock:
+            c = self._conn
+            try:
+                c.execute("BEGIN IMMEDIATE")
+                try:
+                    yield c
+                    c.execute("COMMIT")
+                except BaseException:
+                    _rollback(c)
+                    raise
+            except sqlite3.Error as exc:
+                raise self._unavailable(exc) from None
+
     def _query(self, sql: str, args: tuple = ()) -> list[tuple]:
         with self._lock:
             try:
@@ -208,39 +225,29 @@ class SqliteRegistry(Registry):
         lifecycle_revision: int | None = None,
     ) -> Pointer:
         validate_name(name)
-        with self._lock:
-            c = self._conn
-            try:
-                c.execute("BEGIN IMMEDIATE")
-                try:
-                    row = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
-                    doc, revision = self._pointer_of(name, row)
-                    if revision != expected_revision:
-                        raise CasConflict(f"the pointer of {name!r} changed concurrently")
-                    if lifecycle_revision is not None and self._lifecycle_in(c, name).revision != lifecycle_revision:
-                        raise CasConflict(f"the lifecycle document of {name!r} changed concurrently")
-                    previous = doc.get(alias)
-                    if version is None:
-                        doc.pop(alias, None)
-                    else:
-                        doc[alias] = version
-                    new_rev = revision + 1 if row else 0
-                    c.execute(
-                        "INSERT INTO pointers (model, doc, revision) VALUES (?, ?, ?) "
-                        "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
-                        (name, json.dumps(doc, sort_keys=True), new_rev),
-                    )
-                    c.execute(
-                        "INSERT INTO history (model, alias, from_version, to_version, who, at, action) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                        (name, alias, previous, version, who, now_iso(), action),
-                    )
-                    c.execute("COMMIT")
-                except BaseException:
-                    _rollback(c)
-                    raise
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
+        with self._transaction() as c:
+            row = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
+            doc, revision = self._pointer_of(name, row)
+            if revision != expected_revision:
+                raise CasConflict(f"the pointer of {name!r} changed concurrently")
+            if lifecycle_revision is not None and self._lifecycle_in(c, name).revision != lifecycle_revision:
+                raise CasConflict(f"the lifecycle document of {name!r} changed concurrently")
+            previous = doc.get(alias)
+            if version is None:
+                doc.pop(alias, None)
+            else:
+                doc[alias] = version
+            new_rev = revision + 1 if row else 0
+            c.execute(
+                "INSERT INTO pointers (model, doc, revision) VALUES (?, ?, ?) "
+                "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
+                (name, json.dumps(doc, sort_keys=True), new_rev),
+            )
+            c.execute(
+                "INSERT INTO history (model, alias, from_version, to_version, who, at, action) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (name, alias, previous, version, who, now_iso(), action),
+            )
         return Pointer(name, doc, new_rev)
 
     def put_manifest(self, name: str, version: str, data: bytes) -> None:
@@ -287,35 +294,25 @@ class SqliteRegistry(Registry):
         entry: dict[str, str | None] | None,
     ) -> Lifecycle:
         name = validate_name(lifecycle.name)
-        with self._lock:
-            c = self._conn
-            try:
-                c.execute("BEGIN IMMEDIATE")
-                try:
-                    if self._lifecycle_in(c, name).revision != expected_revision:
-                        raise CasConflict(f"the lifecycle document of {name!r} changed concurrently")
-                    if pointer_revision is not None:
-                        row = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
-                        if self._pointer_of(name, row)[1] != pointer_revision:
-                            raise CasConflict(f"the pointer of {name!r} changed concurrently")
-                    new_rev = expected_revision + 1  # NO_REVISION (-1) -> 0, as a new pointer
-                    c.execute(
-                        "INSERT INTO lifecycle (model, doc, revision) VALUES (?, ?, ?) "
-                        "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
-                        (name, lifecycle.to_json().decode(), new_rev),
-                    )
-                    if entry is not None:
-                        c.execute(
-                            "INSERT INTO history (model, alias, from_version, to_version, who, at, action, version,"
-                            " rule) VALUES (?, '', NULL, NULL, ?, ?, ?, ?, ?)",
-                            (name, entry["who"], now_iso(), entry["action"], entry["version"], entry.get("rule")),
-                        )
-                    c.execute("COMMIT")
-                except BaseException:
-                    _rollback(c)
-                    raise
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
+        with self._transaction() as c:
+            if self._lifecycle_in(c, name).revision != expected_revision:
+                raise CasConflict(f"the lifecycle document of {name!r} changed concurrently")
+            if pointer_revision is not None:
+                row = c.execute("SELECT doc, revision FROM pointers WHERE model = ?", (name,)).fetchone()
+                if self._pointer_of(name, row)[1] != pointer_revision:
+                    raise CasConflict(f"the pointer of {name!r} changed concurrently")
+            new_rev = expected_revision + 1  # NO_REVISION (-1) -> 0, as a new pointer
+            c.execute(
+                "INSERT INTO lifecycle (model, doc, revision) VALUES (?, ?, ?) "
+                "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
+                (name, lifecycle.to_json().decode(), new_rev),
+            )
+            if entry is not None:
+                c.execute(
+                    "INSERT INTO history (model, alias, from_version, to_version, who, at, action, version,"
+                    " rule) VALUES (?, '', NULL, NULL, ?, ?, ?, ?, ?)",
+                    (name, entry["who"], now_iso(), entry["action"], entry["version"], entry.get("rule")),
+                )
         return lifecycle._replace(revision=new_rev)
 
     def _rollout_of(self, name: str, row: tuple | None) -> Rollout:
@@ -365,44 +362,34 @@ class SqliteRegistry(Registry):
     ) -> Rollout:
         validate_name(name)
         checked, record = rollout_to_write(name, doc, entry)
-        with self._lock:
-            c = self._conn
-            try:
-                c.execute("BEGIN IMMEDIATE")
-                try:
-                    row = c.execute("SELECT doc, revision FROM rollouts WHERE model = ?", (name,)).fetchone()
-                    # only the revision matters: a document mdl cannot read may be replaced by a good one
-                    revision = row[1] if row else NO_REVISION
-                    if revision != expected_revision or (row is not None and type(revision) is not int):
-                        raise CasConflict(f"the rollout of {name!r} changed concurrently")
-                    new_rev = expected_revision + 1  # NO_REVISION (-1) -> 0, as a new pointer
-                    c.execute(
-                        "INSERT INTO rollouts (model, doc, revision) VALUES (?, ?, ?) "
-                        "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
-                        (name, json.dumps(checked, sort_keys=True), new_rev),
-                    )
-                    if record is not None:
-                        c.execute(
-                            "INSERT INTO history (model, alias, from_version, to_version, who, at, action, version,"
-                            " rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                            (
-                                name,
-                                record["alias"],
-                                record["from"],
-                                record["to"],
-                                record["who"],
-                                now_iso(),
-                                record["action"],
-                                record["version"],
-                                record["rule"],
-                            ),
-                        )
-                    c.execute("COMMIT")
-                except BaseException:
-                    _rollback(c)
-                    raise
-            except sqlite3.Error as exc:
-                raise self._unavailable(exc) from None
+        with self._transaction() as c:
+            row = c.execute("SELECT doc, revision FROM rollouts WHERE model = ?", (name,)).fetchone()
+            # only the revision matters: a document mdl cannot read may be replaced by a good one
+            revision = row[1] if row else NO_REVISION
+            if revision != expected_revision or (row is not None and type(revision) is not int):
+                raise CasConflict(f"the rollout of {name!r} changed concurrently")
+            new_rev = expected_revision + 1  # NO_REVISION (-1) -> 0, as a new pointer
+            c.execute(
+                "INSERT INTO rollouts (model, doc, revision) VALUES (?, ?, ?) "
+                "ON CONFLICT (model) DO UPDATE SET doc = excluded.doc, revision = excluded.revision",
+                (name, json.dumps(checked, sort_keys=True), new_rev),
+            )
+            if record is not None:
+                c.execute(
+                    "INSERT INTO history (model, alias, from_version, to_version, who, at, action, version,"
+                    " rule) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        name,
+                        record["alias"],
+                        record["from"],
+                        record["to"],
+                        record["who"],
+                        now_iso(),
+                        record["action"],
+                        record["version"],
+                        record["rule"],
+                    ),
+                )
         return Rollout(name, checked, new_rev)
 
     def history(self, name: str) -> list[HistoryEntry]:
