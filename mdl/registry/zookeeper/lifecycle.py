@@ -9,8 +9,7 @@ from typing import Any
 
 from mdl.host import now_iso
 from mdl.registry.base import NO_REVISION, Lifecycle, parse_lifecycle
-from mdl.registry.zookeeper.layout import HISTORY_PREFIX
-from mdl.registry.zookeeper.pointer import commit, guard
+from mdl.registry.zookeeper.pointer import guard, replace_document
 from mdl.registry.zookeeper.session import ZkSession
 
 _HINT = "fix or delete that znode with a ZooKeeper client (zkCli.sh set/delete)"
@@ -52,26 +51,11 @@ def write_lifecycle(
         record = {"alias": None, "from": None, "to": None, "at": now_iso(), "op": op, **entry}
         record = {k: v for k, v in record.items() if v is not None or k in ("alias", "from", "to")}
 
-    def ops(t: Any) -> None:
-        if expected_revision == NO_REVISION:
-            t.create(path, data, acl=session.acl)
-        else:
-            t.set_data(path, data, version=expected_revision)
+    def condition(t: Any) -> None:
         if pointer_revision is not None:
             guard(t, session, paths.pointer(name), pointer_revision, b"{}")
-        if record is not None:
-            t.create(
-                f"{paths.history(name)}/{HISTORY_PREFIX}",
-                json.dumps(record, sort_keys=True).encode(),
-                acl=session.acl,
-                sequence=True,
-            )
 
-    def applied() -> bool:
-        got = session.call(lambda c: c.get_async(path), deadline, what, missing_ok=True, sync=path)
-        try:
-            return got is not None and json.loads(got[0].decode("utf-8")).get("op") == op
-        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
-            return False
-
-    return commit(session, name, ops, applied, lifecycle._replace(revision=expected_revision + 1), deadline, what)
+    result = lifecycle._replace(revision=expected_revision + 1)
+    return replace_document(
+        session, name, path, data, op, expected_revision, record, result, deadline, what, condition=condition
+    )

@@ -127,6 +127,50 @@ def guard(t: Any, session: ZkSession, path: str, revision: int, empty: bytes) ->
         t.check(path, revision)
 
 
+def replace_document(
+    session: ZkSession,
+    name: str,
+    path: str,
+    data: bytes,
+    op: str,
+    expected_revision: int,
+    record: dict[str, Any] | None,
+    result: Any,
+    deadline: float,
+    what: str,
+    condition: Callable[[Any], None] | None = None,
+) -> Any:
+    """Replace a per-model document (lifecycle, rollout) holding ``"op": op`` if still at
+    ``expected_revision`` (NO_REVISION: create it), with ``condition`` (more checks for the transaction)
+    and ``record`` appended to the history, in one transaction; ``result`` once applied. After a lost
+    connection whether it applied is read back from ``op``. Raises kazoo's exceptions: call it inside
+    :meth:`ZkSession.errors`."""
+
+    def ops(t: Any) -> None:
+        if expected_revision == NO_REVISION:
+            t.create(path, data, acl=session.acl)
+        else:
+            t.set_data(path, data, version=expected_revision)
+        if condition is not None:
+            condition(t)
+        if record is not None:
+            t.create(
+                f"{session.paths.history(name)}/{HISTORY_PREFIX}",
+                json.dumps(record, sort_keys=True).encode(),
+                acl=session.acl,
+                sequence=True,
+            )
+
+    def applied() -> bool:
+        got = session.call(lambda c: c.get_async(path), deadline, what, missing_ok=True, sync=path)
+        try:
+            return got is not None and json.loads(got[0].decode("utf-8")).get("op") == op
+        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
+            return False
+
+    return commit(session, name, ops, applied, result, deadline, what)
+
+
 def commit(
     session: ZkSession,
     name: str,

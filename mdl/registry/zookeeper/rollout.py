@@ -12,8 +12,7 @@ from typing import Any
 from mdl.errors import InvalidInput
 from mdl.host import now_iso
 from mdl.registry.base import NO_REVISION, Rollout, parse_rollout, rollout_to_write
-from mdl.registry.zookeeper.layout import HISTORY_PREFIX
-from mdl.registry.zookeeper.pointer import commit
+from mdl.registry.zookeeper.pointer import replace_document
 from mdl.registry.zookeeper.session import ZkSession
 
 _HINT = "fix or delete that znode with a ZooKeeper client (zkCli.sh set/delete)"
@@ -97,24 +96,5 @@ def write_rollout(
         record = {k: v for k, v in record.items() if v is not None or k in ("alias", "from", "to")}
         record.update(at=now_iso(), op=op)
 
-    def ops(t: Any) -> None:
-        if expected_revision == NO_REVISION:
-            t.create(path, data, acl=session.acl)
-        else:
-            t.set_data(path, data, version=expected_revision)
-        if record is not None:
-            t.create(
-                f"{paths.history(name)}/{HISTORY_PREFIX}",
-                json.dumps(record, sort_keys=True).encode(),
-                acl=session.acl,
-                sequence=True,
-            )
-
-    def applied() -> bool:
-        got = session.call(lambda c: c.get_async(path), deadline, what, missing_ok=True, sync=path)
-        try:
-            return got is not None and json.loads(got[0].decode("utf-8")).get("op") == op
-        except (UnicodeDecodeError, ValueError, AttributeError, RecursionError):
-            return False
-
-    return commit(session, name, ops, applied, Rollout(name, checked, expected_revision + 1), deadline, what)
+    result = Rollout(name, checked, expected_revision + 1)
+    return replace_document(session, name, path, data, op, expected_revision, record, result, deadline, what)
