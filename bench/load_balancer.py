@@ -227,6 +227,19 @@ class Bench:
         self.env = be.env
         self.procs: list[subprocess.Popen] = []
 
+    def follower(self, name: str, out: Path, reload: str, d: Path) -> Events:
+        """``mdl endpoints NAME -o haproxy --watch --out OUT --exec RELOAD --json``, its events in ``d``."""
+        proc = subprocess.Popen(
+            [self.args.mdl, "endpoints", name, "-o", "haproxy", "--watch", "--out", str(out), "--exec", reload]
+            + ["--json"],
+            env=self.env,
+            cwd=bl.REPO,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=open(d / "follower.log", "wb"),
+        )
+        return Events(proc, d / "follower.jsonl")
+
     def mdl(self, *argv: str, timeout: float = 180) -> subprocess.CompletedProcess:
         r = subprocess.run(
             [self.args.mdl, *argv], env=self.env, cwd=bl.REPO, capture_output=True, text=True, timeout=timeout
@@ -273,29 +286,7 @@ class Bench:
             stderr=subprocess.STDOUT,
         )
         self.procs.append(haproxy)
-        follower = Events(
-            subprocess.Popen(
-                [
-                    self.args.mdl,
-                    "endpoints",
-                    name,
-                    "-o",
-                    "haproxy",
-                    "--watch",
-                    "--out",
-                    str(backend),
-                    "--exec",
-                    f"kill -USR2 {haproxy.pid}",
-                    "--json",
-                ],
-                env=self.env,
-                cwd=bl.REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=open(d / "follower.log", "wb"),
-            ),
-            d / "follower.jsonl",
-        )
+        follower = self.follower(name, backend, f"kill -USR2 {haproxy.pid}", d)
         self.procs.append(follower.proc)
         lb = f"http://127.0.0.1:{port}"
         until(lambda: http_json(lb + "/v2/health/ready")[0] == 200, 30, "HAProxy to answer")
@@ -430,29 +421,7 @@ class Bench:
         self.mdl("push", name, str(v1), "--version", "v1", "--promote")  # endpoints wants a model that exists
         out, count = d / "backend.cfg", d / "reloads.txt"
         count.touch()
-        follower = Events(
-            subprocess.Popen(
-                [
-                    self.args.mdl,
-                    "endpoints",
-                    name,
-                    "-o",
-                    "haproxy",
-                    "--watch",
-                    "--out",
-                    str(out),
-                    "--exec",
-                    f"echo x >> {count}",
-                    "--json",
-                ],
-                env=self.env,
-                cwd=bl.REPO,
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.PIPE,
-                stderr=open(d / "follower.log", "wb"),
-            ),
-            d / "follower.jsonl",
-        )
+        follower = self.follower(name, out, f"echo x >> {count}", d)
         self.procs.append(follower.proc)
         until(lambda: follower.started(d / "follower.log"), 30, "the burst follower to start")
         time.sleep(1.5)  # its first write (an empty backend), if any, is not the burst's

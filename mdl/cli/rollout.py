@@ -15,6 +15,7 @@ from mdl.cli.common import (
     help_if_bare,
     info,
     output_format,
+    printable,
     state,
 )
 from mdl.errors import InvalidInput
@@ -239,7 +240,8 @@ def status(
         if fmt == "json":
             typer.echo(_one_line_json(doc)) if watch else emit_json(doc)
         else:  # the whole picture first, then a line per change (as kubectl rollout status does)
-            typer.echo(_summary(doc) if last else _describe(doc))
+            text = _summary(doc) if last else _describe(doc)
+            typer.echo("\n".join(printable(line) for line in text.split("\n")))  # registry text: escaped
         last = doc
     if watch and last.get("state") == "aborted":
         from mdl.errors import RolloutFailed

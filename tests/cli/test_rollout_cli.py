@@ -110,3 +110,13 @@ def test_status_watch_follows_until_the_end_and_exits_1_if_aborted(cli, lr, make
     assert r.stdout.splitlines()[-1] == (
         "aborted: step 2 of 3 (50%), 0 of 0 on v2; loaded: none (p99 regression)")
     assert r.stderr.splitlines()[0] == "error: the rollout of lr was aborted: p99 regression"
+
+
+def test_a_reason_from_the_registry_reaches_the_terminal_only_as_text(cli, lr):
+    from ..contract.backdoor import write_rollout  # a writer behind mdl's back
+
+    write_rollout(lr.registry, "lr", json.dumps({**DOC, "state": "paused", "reason": "\x1b[2J\x1b[31mgone\rX"}))
+    r = cli("rollout", "status", "lr")
+    assert r.exit_code == 0, r.stderr
+    assert "\x1b" not in r.stdout and "\r" not in r.stdout
+    assert "state:    paused (\\x1b[2J\\x1b[31mgone\\x0dX)" in r.stdout.splitlines()
